@@ -1,0 +1,214 @@
+//! Command-line flags and their defaults, in one place.
+//!
+//! [`Args`] is what `chatd` parses; [`ServerConfig`] is what the reactor runs
+//! with, and [`CoreConfig`] the part the state machine sees. Every limit lives
+//! here, so a reader finds each number once.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// The longest client line, in bytes, not counting `\r\n` (protocol baseline).
+pub const MAX_LINE: usize = 4096;
+/// The longest server line, in bytes, not counting `\n` (protocol baseline).
+pub const MAX_SERVER_LINE: usize = 8192;
+/// The longest name (user or room, without `#`).
+pub const MAX_NAME: usize = 32;
+/// The largest `N` that `/history ROOM N` returns.
+pub const MAX_HISTORY_REQUEST: usize = 500;
+
+/// What the pure state machine needs to know.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// The name in `HELLO`.
+    pub server_name: String,
+    /// The room everyone joins at login (`None`: no lobby).
+    pub lobby: Option<String>,
+    /// Messages remembered per room (a ring; the oldest go first).
+    pub history_len: usize,
+    /// Messages replayed after `/join` (and the default of `/history`).
+    pub join_history: usize,
+    /// Rooms the server holds at most; creating one more is refused.
+    pub max_rooms: usize,
+    /// Rooms one user may be in at once.
+    pub max_rooms_per_user: usize,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig {
+            server_name: "chat.local".into(),
+            lobby: Some("#lobby".into()),
+            history_len: 1000,
+            join_history: 20,
+            max_rooms: 10_000,
+            max_rooms_per_user: 100,
+        }
+    }
+}
+
+/// Everything the reactor runs with.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Addresses for the line protocol.
+    pub listen: Vec<SocketAddr>,
+    /// Bytes queued for one connection before it is dropped as too slow.
+    pub sendq: usize,
+    /// How long a closing connection may take to flush before it is dropped.
+    pub close_grace: Duration,
+    /// How long shutdown waits for every queue to flush.
+    pub shutdown_grace: Duration,
+    /// The state machine's settings.
+    pub core: CoreConfig,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+            sendq: 1 << 20,
+            close_grace: Duration::from_secs(2),
+            shutdown_grace: Duration::from_secs(3),
+            core: CoreConfig::default(),
+        }
+    }
+}
+
+/// `chatd`'s command line.
+#[derive(Debug, Parser)]
+#[command(name = "chatd", version, about = "A fast, lightweight chat server")]
+pub struct Args {
+    /// Address to listen on for the line protocol (repeat for several).
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:7070")]
+    pub listen: Vec<SocketAddr>,
+
+    /// Server name shown in the HELLO line.
+    #[arg(long, value_name = "NAME", default_value = "chat.local")]
+    pub name: String,
+
+    /// Room everyone joins at login, or `off` for none.
+    #[arg(long, value_name = "ROOM|off", default_value = "#lobby")]
+    pub lobby: String,
+
+    /// Messages kept in memory per room for /join and /history.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub history_size: usize,
+
+    /// Bytes queued for one client before it is disconnected as too slow.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    pub sendq: usize,
+
+    /// Log level: error, warn, info, debug or trace.
+    #[arg(long, value_name = "LEVEL", default_value = "info")]
+    pub log_level: log::LevelFilter,
+}
+
+/// A flag value that makes no sense.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// `--lobby` is neither `off` nor a valid room name.
+    BadLobby(String),
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigError::BadLobby(name) => write!(
+                f,
+                "--lobby {name:?}: a room is # and 1-{MAX_NAME} of A-Z a-z 0-9 _ -, or off"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Args {
+    /// Turns the flags into the server's settings.
+    pub fn to_config(&self) -> Result<ServerConfig, ConfigError> {
+        let lobby = if self.lobby.eq_ignore_ascii_case("off") {
+            None
+        } else {
+            let room = if self.lobby.starts_with('#') {
+                self.lobby.clone()
+            } else {
+                format!("#{}", self.lobby)
+            };
+            if !is_room_name(&room) {
+                return Err(ConfigError::BadLobby(self.lobby.clone()));
+            }
+            Some(room)
+        };
+        Ok(ServerConfig {
+            listen: self.listen.clone(),
+            sendq: self.sendq,
+            core: CoreConfig {
+                server_name: self.name.clone(),
+                lobby,
+                history_len: self.history_size,
+                ..CoreConfig::default()
+            },
+            ..ServerConfig::default()
+        })
+    }
+}
+
+/// A user name: 1–32 of `A-Z a-z 0-9 _ -`, starting with a letter.
+pub fn is_user_name(name: &str) -> bool {
+    name.len() <= MAX_NAME
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name.bytes().all(is_name_byte)
+}
+
+/// A room name: `#` and 1–32 of `A-Z a-z 0-9 _ -`.
+pub fn is_room_name(name: &str) -> bool {
+    name.strip_prefix('#').is_some_and(|rest| {
+        !rest.is_empty() && rest.len() <= MAX_NAME && rest.bytes().all(is_name_byte)
+    })
+}
+
+fn is_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_names() {
+        assert!(is_user_name("alice"));
+        assert!(is_user_name("A-b_9"));
+        assert!(is_user_name(&"a".repeat(32)));
+        assert!(!is_user_name(&"a".repeat(33)));
+        assert!(!is_user_name(""));
+        assert!(!is_user_name("9lives"));
+        assert!(!is_user_name("_x"));
+        assert!(!is_user_name("al ice"));
+        assert!(!is_user_name("élise"));
+    }
+
+    #[test]
+    fn room_names() {
+        assert!(is_room_name("#lobby"));
+        assert!(is_room_name("#9"));
+        assert!(!is_room_name("#"));
+        assert!(!is_room_name("lobby"));
+        assert!(!is_room_name("##x"));
+        assert!(!is_room_name(&format!("#{}", "r".repeat(33))));
+    }
+
+    #[test]
+    fn lobby_flag() {
+        let args = Args::parse_from(["chatd", "--lobby", "off"]);
+        assert_eq!(args.to_config().unwrap().core.lobby, None);
+        let args = Args::parse_from(["chatd", "--lobby", "hall"]);
+        assert_eq!(
+            args.to_config().unwrap().core.lobby.as_deref(),
+            Some("#hall")
+        );
+        let args = Args::parse_from(["chatd", "--lobby", "bad room"]);
+        assert!(args.to_config().is_err());
+    }
+}

@@ -1,0 +1,354 @@
+//! What the core asks the reactor to do: events addressed to connections.
+//!
+//! Events are semantic; each dialect renders them into its own bytes, once per
+//! dialect however many recipients share one [`Action::Fanout`].
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::model::{ConnId, Message, MsgId, RoomId, Timestamp, UserId};
+
+/// One thing for the reactor to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Deliver an event to one connection.
+    Send {
+        /// The recipient.
+        to: ConnId,
+        /// What to tell it.
+        event: Event,
+    },
+    /// Deliver the same event to many connections (rendered once, shared).
+    Fanout {
+        /// The recipients.
+        to: Vec<ConnId>,
+        /// What to tell them.
+        event: Event,
+    },
+    /// Close the connection once its queue is flushed. The core has already
+    /// forgotten it.
+    Close {
+        /// The connection.
+        conn: ConnId,
+    },
+}
+
+/// A successful command's confirmation (`OK ...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OkReply {
+    /// Registered and logged in.
+    Register {
+        /// The account name.
+        name: Arc<str>,
+        /// Its user id.
+        id: UserId,
+    },
+    /// Logged in.
+    Login {
+        /// The name.
+        name: Arc<str>,
+        /// The user id.
+        id: UserId,
+    },
+    /// Logged out.
+    Logout,
+    /// Joined a room.
+    Join {
+        /// The room.
+        room: Arc<str>,
+    },
+    /// Created a room.
+    Create {
+        /// The room.
+        room: Arc<str>,
+        /// Its id.
+        id: RoomId,
+    },
+    /// Left a room.
+    Leave {
+        /// The room.
+        room: Arc<str>,
+    },
+    /// Switched the current room.
+    Switch {
+        /// The room.
+        room: Arc<str>,
+    },
+    /// End of a `/users` listing.
+    Users {
+        /// Users online.
+        count: usize,
+    },
+    /// End of a `/rooms` listing.
+    Rooms {
+        /// Rooms listed.
+        count: usize,
+    },
+    /// End of `/help`.
+    Help,
+}
+
+/// Something the server tells a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The greeting on connect.
+    Hello {
+        /// The server's name.
+        server: Arc<str>,
+    },
+    /// A command succeeded.
+    Ok(OkReply),
+    /// Who is in a room (the dialect splits long lists).
+    Members {
+        /// The room.
+        room: Arc<str>,
+        /// Member names.
+        names: Vec<Arc<str>>,
+    },
+    /// Who is online (the dialect splits long lists).
+    Users {
+        /// Names.
+        names: Vec<Arc<str>>,
+    },
+    /// One room of a `/rooms` listing.
+    Room {
+        /// Its name.
+        name: Arc<str>,
+        /// Its id.
+        id: RoomId,
+        /// How many are in it.
+        members: usize,
+        /// Its topic.
+        topic: Arc<str>,
+    },
+    /// Announces `count` replayed messages that follow.
+    History {
+        /// The room.
+        room: Arc<str>,
+        /// How many `Msg` events follow.
+        count: usize,
+    },
+    /// A message in a room.
+    Msg {
+        /// The room's name.
+        room: Arc<str>,
+        /// The message.
+        msg: Arc<Message>,
+    },
+    /// A direct message.
+    Dm {
+        /// The sender's name.
+        from: Arc<str>,
+        /// The recipient's name.
+        to: Arc<str>,
+        /// Its id.
+        id: MsgId,
+        /// When it was sent.
+        at: Timestamp,
+        /// What it says.
+        text: Arc<str>,
+    },
+    /// A message to everyone.
+    Broadcast {
+        /// The sender's name.
+        from: Arc<str>,
+        /// Its id.
+        id: MsgId,
+        /// When it was sent.
+        at: Timestamp,
+        /// What it says.
+        text: Arc<str>,
+    },
+    /// Someone joined a room the recipient is in.
+    Join {
+        /// The room.
+        room: Arc<str>,
+        /// Who.
+        name: Arc<str>,
+    },
+    /// Someone left a room the recipient is in.
+    Leave {
+        /// The room.
+        room: Arc<str>,
+        /// Who.
+        name: Arc<str>,
+        /// Why, if they said.
+        reason: Option<Arc<str>>,
+    },
+    /// Someone who shared a room with the recipient went offline.
+    Offline {
+        /// Who.
+        name: Arc<str>,
+        /// Why.
+        reason: Option<Arc<str>>,
+    },
+    /// The answer to `/whoami`.
+    You {
+        /// The name.
+        name: Arc<str>,
+        /// The user id.
+        id: UserId,
+        /// Where the connection comes from.
+        ip: IpAddr,
+        /// Joined rooms, in join order.
+        rooms: Vec<Arc<str>>,
+    },
+    /// The answer to `/ping`.
+    Pong {
+        /// The client's token.
+        token: Option<Arc<str>>,
+    },
+    /// One line of `/help`.
+    Help {
+        /// The text.
+        line: &'static str,
+    },
+    /// Goodbye; the connection closes next.
+    Bye {
+        /// Why.
+        reason: Arc<str>,
+    },
+    /// A command failed and changed nothing.
+    Error(Error),
+}
+
+/// A failed command: a code, an optional argument (the name or room it is
+/// about) and a sentence for a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    /// What went wrong.
+    pub code: ErrorCode,
+    /// What it was about, if anything.
+    pub arg: Option<Arc<str>>,
+    /// A sentence for a person.
+    pub text: Arc<str>,
+}
+
+impl Error {
+    /// An error with the code's standard text.
+    pub fn new(code: ErrorCode) -> Self {
+        Error {
+            code,
+            arg: None,
+            text: code.default_text().into(),
+        }
+    }
+
+    /// The same error about `arg`.
+    pub fn about(mut self, arg: impl Into<Arc<str>>) -> Self {
+        self.arg = Some(arg.into());
+        self
+    }
+
+    /// The same error with another text.
+    pub fn text(mut self, text: impl Into<Arc<str>>) -> Self {
+        self.text = text.into();
+        self
+    }
+}
+
+impl From<Error> for Event {
+    fn from(e: Error) -> Self {
+        Event::Error(e)
+    }
+}
+
+/// Every error code of the line protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// No such command.
+    UnknownCommand,
+    /// Missing or malformed arguments.
+    BadArgs,
+    /// The command needs a login.
+    NotLoggedIn,
+    /// Already logged in.
+    AlreadyLoggedIn,
+    /// A user or room name that breaks the rules.
+    BadName,
+    /// The name is online already.
+    NameTaken,
+    /// The password breaks the rules.
+    BadPassword,
+    /// Wrong or missing password.
+    AuthFailed,
+    /// Nobody of that name is online.
+    NoSuchUser,
+    /// No such room.
+    NoSuchRoom,
+    /// The user is not in that room (or has no current room).
+    NotInRoom,
+    /// The room exists already.
+    RoomExists,
+    /// A line over the length limit.
+    LineTooLong,
+    /// A line that is not UTF-8.
+    BadUtf8,
+    /// Too many commands too fast.
+    RateLimited,
+    /// Too many connections.
+    TooManyConnections,
+    /// A room limit (server-wide or per user) was reached.
+    TooManyRooms,
+    /// The feature is not available on this server.
+    NotAvailable,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::UnknownCommand => "unknown-command",
+            ErrorCode::BadArgs => "bad-args",
+            ErrorCode::NotLoggedIn => "not-logged-in",
+            ErrorCode::AlreadyLoggedIn => "already-logged-in",
+            ErrorCode::BadName => "bad-name",
+            ErrorCode::NameTaken => "name-taken",
+            ErrorCode::BadPassword => "bad-password",
+            ErrorCode::AuthFailed => "auth-failed",
+            ErrorCode::NoSuchUser => "no-such-user",
+            ErrorCode::NoSuchRoom => "no-such-room",
+            ErrorCode::NotInRoom => "not-in-room",
+            ErrorCode::RoomExists => "room-exists",
+            ErrorCode::LineTooLong => "line-too-long",
+            ErrorCode::BadUtf8 => "bad-utf8",
+            ErrorCode::RateLimited => "rate-limited",
+            ErrorCode::TooManyConnections => "too-many-connections",
+            ErrorCode::TooManyRooms => "too-many-rooms",
+            ErrorCode::NotAvailable => "not-available",
+        }
+    }
+
+    /// A sentence for a person.
+    pub fn default_text(self) -> &'static str {
+        match self {
+            ErrorCode::UnknownCommand => "unknown command, type /help",
+            ErrorCode::BadArgs => "wrong arguments, type /help",
+            ErrorCode::NotLoggedIn => "log in first: /login NAME",
+            ErrorCode::AlreadyLoggedIn => "already logged in",
+            ErrorCode::BadName => {
+                "a name is 1-32 of A-Z a-z 0-9 _ - starting with a letter; a room is # and 1-32 of them"
+            }
+            ErrorCode::NameTaken => "that name is online already",
+            ErrorCode::BadPassword => "a password is 8-256 bytes",
+            ErrorCode::AuthFailed => "wrong name or password",
+            ErrorCode::NoSuchUser => "no such user online",
+            ErrorCode::NoSuchRoom => "no such room",
+            ErrorCode::NotInRoom => "you are not in that room",
+            ErrorCode::RoomExists => "that room exists already",
+            ErrorCode::LineTooLong => "line too long (at most 4096 bytes)",
+            ErrorCode::BadUtf8 => "line is not valid UTF-8",
+            ErrorCode::RateLimited => "too fast, slow down",
+            ErrorCode::TooManyConnections => "too many connections",
+            ErrorCode::TooManyRooms => "room limit reached",
+            ErrorCode::NotAvailable => "not available on this server",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,19 @@
+//! The pure state machine: users, rooms and messages.
+//!
+//! No sockets, no clock, no disk, no randomness: every input is a connection
+//! id, a parsed [`Command`] and the current [`Timestamp`]; every output is a
+//! list of [`Action`]s (events addressed to connection ids, and closes). The
+//! reactor applies them; tests drive [`Chat`] directly with simulated time.
+
+mod chat;
+mod command;
+mod event;
+mod model;
+
+pub use chat::Chat;
+pub use command::Command;
+pub use event::{Action, Error, ErrorCode, Event, OkReply};
+pub use model::{ConnId, Message, MsgId, RoomId, Timestamp, UserId};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,151 @@
+//! The nouns of the chat: ids, time, users, rooms and messages.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// A connection as the core knows it. The reactor hands out ever-increasing
+/// ids, so a reused socket slot never receives what was meant for the
+/// connection that held it before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// A user, unique for the server's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UserId(pub u64);
+
+/// A room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RoomId(pub u64);
+
+/// A message (room message, direct message or broadcast share one sequence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MsgId(pub u64);
+
+macro_rules! display_id {
+    ($($t:ty),*) => {$(
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    )*};
+}
+display_id!(ConnId, UserId, RoomId, MsgId);
+
+/// Wall-clock time in milliseconds since the Unix epoch. The core never reads a
+/// clock: the caller passes `now` in, so tests run on simulated time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Timestamp(pub u64);
+
+impl Timestamp {
+    /// The time `ms` milliseconds after the epoch.
+    pub fn from_millis(ms: u64) -> Self {
+        Timestamp(ms)
+    }
+
+    /// Milliseconds since the epoch.
+    pub fn as_millis(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for Timestamp {
+    /// RFC 3339 in UTC with milliseconds: `2026-11-22T10:00:00.123Z`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0 % 1000;
+        let secs = self.0 / 1000;
+        let (days, rem) = (secs / 86_400, secs % 86_400);
+        let (y, m, d) = civil_from_days(days as i64);
+        write!(
+            f,
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+            rem / 3600,
+            rem / 60 % 60,
+            rem % 60
+        )
+    }
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
+/// (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// A message said in a room, shared between the room's history and the events
+/// that deliver it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Its id.
+    pub id: MsgId,
+    /// Who said it.
+    pub sender: UserId,
+    /// The sender's name at the time.
+    pub sender_name: Arc<str>,
+    /// Where it was said.
+    pub room: RoomId,
+    /// When the server took it.
+    pub at: Timestamp,
+    /// What was said.
+    pub text: Arc<str>,
+}
+
+/// A logged-in user.
+#[derive(Debug)]
+pub(crate) struct User {
+    pub(crate) name: Arc<str>,
+    pub(crate) conn: ConnId,
+    pub(crate) ip: IpAddr,
+    #[allow(dead_code)] // shown by later commands (WHOIS, /stats)
+    pub(crate) logged_in_at: Timestamp,
+    /// Rooms in the order they were joined; the last is the fallback current room.
+    pub(crate) rooms: Vec<RoomId>,
+    /// Where plain text goes.
+    pub(crate) current: Option<RoomId>,
+}
+
+/// A room and its recent history.
+#[derive(Debug)]
+pub(crate) struct Room {
+    pub(crate) name: Arc<str>,
+    pub(crate) topic: Arc<str>,
+    #[allow(dead_code)] // persisted with accounts
+    pub(crate) created: Timestamp,
+    /// Members ordered by user id (login order), so listings are stable.
+    pub(crate) members: BTreeSet<UserId>,
+    /// The most recent messages, oldest first, bounded by `history_len`.
+    pub(crate) history: VecDeque<Arc<Message>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_millis() {
+        assert_eq!(Timestamp(0).to_string(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            Timestamp(1_795_341_600_123).to_string(),
+            "2026-11-22T10:00:00.123Z"
+        );
+        assert_eq!(
+            Timestamp(951_782_400_000).to_string(),
+            "2000-02-29T00:00:00.000Z"
+        );
+        assert_eq!(
+            Timestamp(253_402_300_799_999).to_string(),
+            "9999-12-31T23:59:59.999Z"
+        );
+    }
+}

@@ -1,0 +1,68 @@
+//! Deadlines kept in one heap, so the loop knows how long it may sleep and
+//! nothing is polled per connection.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::{Duration, Instant};
+
+use crate::core::ConnId;
+
+/// What to do when a deadline passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Timer {
+    /// A closing connection that has not flushed by now is dropped.
+    CloseDeadline(ConnId),
+    /// Try accepting again after running out of file descriptors.
+    ResumeAccept,
+}
+
+/// A min-heap of deadlines. Timers are never cancelled: one whose subject is
+/// gone is simply ignored when it fires.
+#[derive(Debug, Default)]
+pub(crate) struct Timers {
+    heap: BinaryHeap<Reverse<(Instant, Timer)>>,
+}
+
+impl Timers {
+    /// Fires `timer` at `at`.
+    pub(crate) fn add(&mut self, at: Instant, timer: Timer) {
+        self.heap.push(Reverse((at, timer)));
+    }
+
+    /// How long until the next deadline (`None`: no timers).
+    pub(crate) fn next_in(&self, now: Instant) -> Option<Duration> {
+        self.heap
+            .peek()
+            .map(|Reverse((at, _))| at.saturating_duration_since(now))
+    }
+
+    /// The next timer due at `now`, if any.
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<Timer> {
+        match self.heap.peek() {
+            Some(Reverse((at, _))) if *at <= now => self.heap.pop().map(|Reverse((_, t))| t),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fires_in_deadline_order() {
+        let now = Instant::now();
+        let mut t = Timers::default();
+        t.add(now + Duration::from_millis(20), Timer::ResumeAccept);
+        t.add(
+            now + Duration::from_millis(10),
+            Timer::CloseDeadline(ConnId(7)),
+        );
+        assert_eq!(t.next_in(now), Some(Duration::from_millis(10)));
+        assert_eq!(t.pop_due(now), None);
+        let later = now + Duration::from_millis(30);
+        assert_eq!(t.pop_due(later), Some(Timer::CloseDeadline(ConnId(7))));
+        assert_eq!(t.pop_due(later), Some(Timer::ResumeAccept));
+        assert_eq!(t.pop_due(later), None);
+    }
+}
