@@ -1,1 +1,235 @@
+//! Scripted scenarios on the bare state machine (commands in, actions out)
+//! and a property check over random command sequences.
 
+use std::sync::Arc;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::config::CoreConfig;
+
+fn ip() -> std::net::IpAddr {
+    "192.0.2.7".parse().unwrap()
+}
+
+fn login(chat: &mut Chat, conn: u64, name: &str) -> Vec<Action> {
+    chat.connect(ConnId(conn), ip(), Timestamp(0));
+    chat.handle(
+        ConnId(conn),
+        Command::Login {
+            name: name.into(),
+            password: None,
+        },
+        Timestamp(0),
+    )
+}
+
+/// Every event delivered to `conn`.
+fn events_for(actions: &[Action], conn: u64) -> Vec<&Event> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send { to, event } if *to == ConnId(conn) => Some(event),
+            Action::Fanout { to, event } if to.contains(&ConnId(conn)) => Some(event),
+            _ => None,
+        })
+        .collect()
+}
+
+fn say(room: Option<&str>, text: &str) -> Command {
+    Command::Say {
+        room: room.map(Into::into),
+        text: text.into(),
+    }
+}
+
+#[test]
+fn messages_carry_the_time_they_were_handled() {
+    let mut chat = Chat::new(CoreConfig::default());
+    login(&mut chat, 1, "alice");
+    let out = chat.handle(ConnId(1), say(None, "hi"), Timestamp(42_000));
+    let [Event::Msg { room, msg }] = events_for(&out, 1)[..] else {
+        panic!("{out:?}");
+    };
+    assert_eq!(&**room, "#lobby");
+    assert_eq!(msg.at, Timestamp(42_000));
+    assert_eq!(msg.id, MsgId(1));
+    assert_eq!(&*msg.text, "hi");
+}
+
+#[test]
+fn a_fanout_names_every_member_once() {
+    let mut chat = Chat::new(CoreConfig::default());
+    for (i, name) in ["a", "b", "c"].iter().enumerate() {
+        login(&mut chat, i as u64 + 1, name);
+    }
+    let out = chat.handle(ConnId(2), say(None, "x"), Timestamp(1));
+    assert_eq!(out.len(), 1);
+    let Action::Fanout { to, .. } = &out[0] else {
+        panic!("{out:?}");
+    };
+    assert_eq!(to, &[ConnId(1), ConnId(2), ConnId(3)]);
+}
+
+#[test]
+fn history_is_a_bounded_ring() {
+    let mut chat = Chat::new(CoreConfig {
+        history_len: 5,
+        ..CoreConfig::default()
+    });
+    login(&mut chat, 1, "alice");
+    for i in 0..12 {
+        chat.handle(ConnId(1), say(None, &format!("m{i}")), Timestamp(i));
+    }
+    let out = chat.handle(
+        ConnId(1),
+        Command::History {
+            room: "#lobby".into(),
+            count: Some(100),
+        },
+        Timestamp(99),
+    );
+    let texts: Vec<Arc<str>> = events_for(&out, 1)
+        .iter()
+        .filter_map(|e| match e {
+            Event::Msg { msg, .. } => Some(msg.text.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts, ["m7", "m8", "m9", "m10", "m11"].map(Arc::from));
+    chat.check_invariants().unwrap();
+}
+
+#[test]
+fn ids_keep_growing_across_logins() {
+    let mut chat = Chat::new(CoreConfig::default());
+    login(&mut chat, 1, "alice");
+    chat.handle(ConnId(1), Command::Logout, Timestamp(1));
+    let out = chat.handle(
+        ConnId(1),
+        Command::Login {
+            name: "alice".into(),
+            password: None,
+        },
+        Timestamp(2),
+    );
+    assert!(matches!(
+        events_for(&out, 1)[0],
+        Event::Ok(OkReply::Login { id: UserId(2), .. })
+    ));
+}
+
+#[test]
+fn a_name_frees_up_when_its_user_drops() {
+    let mut chat = Chat::new(CoreConfig::default());
+    login(&mut chat, 1, "alice");
+    chat.disconnect(ConnId(1), "gone", Timestamp(1));
+    let out = login(&mut chat, 2, "ALICE");
+    assert!(matches!(
+        events_for(&out, 2)[0],
+        Event::Ok(OkReply::Login { .. })
+    ));
+    assert_eq!(chat.user_count(), 1);
+    assert_eq!(chat.room_members("#LOBBY"), Some(vec!["ALICE".to_string()]));
+}
+
+#[test]
+fn unknown_connections_are_ignored() {
+    let mut chat = Chat::new(CoreConfig::default());
+    assert!(
+        chat.handle(ConnId(9), Command::Users, Timestamp(0))
+            .is_empty()
+    );
+    assert!(chat.disconnect(ConnId(9), "x", Timestamp(0)).is_empty());
+}
+
+/// A command from a small vocabulary, so random sequences collide often.
+fn arb_command() -> impl Strategy<Value = Command> {
+    let name = prop::sample::select(vec!["al", "bo", "AL", "cy", "9x"]).prop_map(String::from);
+    let room = prop::sample::select(vec!["#lobby", "#a", "#B", "#b", "bad"]).prop_map(String::from);
+    prop_oneof![
+        name.clone().prop_map(|name| Command::Login {
+            name,
+            password: None
+        }),
+        Just(Command::Logout),
+        Just(Command::Quit { reason: None }),
+        room.clone().prop_map(|room| Command::Join { room }),
+        room.clone().prop_map(|room| Command::Create { room }),
+        room.clone()
+            .prop_map(|room| Command::Leave { room, reason: None }),
+        room.clone().prop_map(|room| Command::Switch { room }),
+        room.clone().prop_map(|room| say(Some(&room), "t")),
+        Just(say(None, "t")),
+        name.prop_map(|to| Command::Msg {
+            to,
+            text: "t".into()
+        }),
+        Just(Command::Broadcast { text: "t".into() }),
+        Just(Command::Users),
+        Just(Command::Rooms),
+        (room, 0usize..30).prop_map(|(room, n)| Command::History {
+            room,
+            count: Some(n)
+        }),
+        Just(Command::Whoami),
+    ]
+}
+
+/// An input from one of four connections: a command, a drop or a (re)connect.
+#[derive(Debug, Clone)]
+enum Step {
+    Cmd(u64, Command),
+    Drop(u64),
+    Connect(u64),
+}
+
+fn arb_step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        8 => (0u64..4, arb_command()).prop_map(|(c, cmd)| Step::Cmd(c, cmd)),
+        1 => (0u64..4).prop_map(Step::Drop),
+        1 => (0u64..4).prop_map(Step::Connect),
+    ]
+}
+
+proptest! {
+    /// Whatever several connections do, the core never panics, keeps its
+    /// invariants, and only addresses connections it knows (or just closed).
+    #[test]
+    fn random_sessions_keep_the_invariants(steps in prop::collection::vec(arb_step(), 1..120)) {
+        let mut chat = Chat::new(CoreConfig { history_len: 3, max_rooms: 4, ..CoreConfig::default() });
+        // Connection ids are never reused, as the reactor guarantees.
+        let mut generation = [0u64; 4];
+        let id = |slot: u64, generation: &[u64; 4]| ConnId(generation[slot as usize] * 4 + slot);
+        for slot in 0..4 {
+            chat.connect(id(slot, &generation), ip(), Timestamp(0));
+        }
+        for (t, step) in steps.into_iter().enumerate() {
+            let now = Timestamp(t as u64);
+            let out = match step {
+                Step::Cmd(slot, cmd) => chat.handle(id(slot, &generation), cmd, now),
+                Step::Drop(slot) => chat.disconnect(id(slot, &generation), "drop", now),
+                Step::Connect(slot) => {
+                    let old = id(slot, &generation);
+                    let mut out = chat.disconnect(old, "replaced", now);
+                    generation[slot as usize] += 1;
+                    out.extend(chat.connect(id(slot, &generation), ip(), now));
+                    out
+                }
+            };
+            for action in &out {
+                let to: &[ConnId] = match action {
+                    Action::Send { to, .. } => std::slice::from_ref(to),
+                    Action::Fanout { to, .. } => to,
+                    Action::Close { conn } => std::slice::from_ref(conn),
+                };
+                for conn in to {
+                    prop_assert!((0..4).any(|s| id(s, &generation) == *conn), "event to a stale connection {conn:?}");
+                }
+            }
+            if let Err(e) = chat.check_invariants() {
+                prop_assert!(false, "{}", e);
+            }
+        }
+    }
+}

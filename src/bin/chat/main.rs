@@ -23,7 +23,7 @@ const BYE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Terminal client for a chatd server.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(name = "chat", version, about = "Terminal client for a chatd server")]
 struct Args {
     /// Server address, HOST:PORT.
     #[arg(long, default_value = "127.0.0.1:7070")]
@@ -158,7 +158,7 @@ impl Session<'_> {
         } else {
             render::render(line, self.me.as_deref())
         };
-        self.out.line(&text);
+        self.out.line(&render::printable(&text));
     }
 
     /// Sends `/login NAME` and waits for its answer, showing what comes before it.
@@ -218,8 +218,13 @@ impl Session<'_> {
                         self.out.finish();
                     }
                     self.show(&line);
-                    if bye {
+                    if bye && quitting.is_some() {
                         return Ok(0);
+                    }
+                    if bye {
+                        // A goodbye we did not ask for: the server went away.
+                        eprintln!("-- the server closed the connection");
+                        return Ok(1);
                     }
                 }
                 // We asked to leave and the server hung up: that is a goodbye too.

@@ -22,6 +22,25 @@ where
     pretty(line, me, tz, now).unwrap_or_else(|| line.to_string())
 }
 
+/// Replaces control characters (escape sequences another user could send to
+/// move the cursor or recolour the terminal) with U+FFFD; tabs stay.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(|c| c.is_control() && c != '\t') {
+        text.chars()
+            .map(|c| {
+                if c.is_control() && c != '\t' {
+                    '\u{FFFD}'
+                } else {
+                    c
+                }
+            })
+            .collect::<String>()
+            .into()
+    } else {
+        text.into()
+    }
+}
+
 /// The first word of a line, upper-cased (keywords are matched without regard to case).
 pub fn keyword(line: &str) -> String {
     line.split(' ').next().unwrap_or("").to_ascii_uppercase()
@@ -193,6 +212,12 @@ fn colon(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn control_characters_are_neutralised() {
+        assert_eq!(super::printable("a\x1b[2Jb\tc"), "a\u{FFFD}[2Jb\tc");
+        assert_eq!(super::printable("plain"), "plain");
+    }
+
     use super::*;
     use chrono::FixedOffset;
 
