@@ -17,6 +17,25 @@ pub const MAX_SERVER_LINE: usize = 8192;
 pub const MAX_NAME: usize = 32;
 /// The largest `N` that `/history ROOM N` returns.
 pub const MAX_HISTORY_REQUEST: usize = 500;
+/// The longest room topic, in bytes (as IRC's common TOPICLEN).
+pub const MAX_TOPIC: usize = 390;
+/// Passwords are 8 to 256 bytes.
+pub const PASSWORD_LEN: std::ops::RangeInclusive<usize> = 8..=256;
+/// Addresses whose failed logins are tracked at once (the oldest fully
+/// recovered ones are forgotten first).
+pub const MAX_TRACKED_ADDRESSES: usize = 4096;
+
+/// How hard each database commit tries to reach the disk (`--sync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum SyncMode {
+    /// `synchronous=NORMAL`: with WAL a commit survives a crash of the
+    /// server; the last ones may be lost only if the machine loses power.
+    #[default]
+    Normal,
+    /// `synchronous=FULL`: every commit waits for an fsync, so it survives
+    /// power loss too, at the price of one fsync per loop iteration.
+    Full,
+}
 
 /// What the pure state machine needs to know.
 #[derive(Debug, Clone)]
@@ -33,6 +52,12 @@ pub struct CoreConfig {
     pub max_rooms: usize,
     /// Rooms one user may be in at once.
     pub max_rooms_per_user: usize,
+    /// Direct messages kept for one offline account.
+    pub inbox_limit: usize,
+    /// Failed logins one address may make in a burst before it must wait.
+    pub login_failures: u32,
+    /// One more failed login is allowed per this many milliseconds.
+    pub login_failure_refill_ms: u64,
 }
 
 impl Default for CoreConfig {
@@ -44,6 +69,9 @@ impl Default for CoreConfig {
             join_history: 20,
             max_rooms: 10_000,
             max_rooms_per_user: 100,
+            inbox_limit: 1000,
+            login_failures: 5,
+            login_failure_refill_ms: 12_000,
         }
     }
 }
@@ -59,6 +87,16 @@ pub struct ServerConfig {
     pub close_grace: Duration,
     /// How long shutdown waits for every queue to flush.
     pub shutdown_grace: Duration,
+    /// The database file (`:memory:` for a throwaway one).
+    pub db: String,
+    /// How hard commits try to reach the disk.
+    pub sync: SyncMode,
+    /// Threads hashing and checking passwords.
+    pub auth_threads: usize,
+    /// argon2id memory cost in KiB (OWASP's 19 MiB by default).
+    pub argon2_memory_kib: u32,
+    /// argon2id passes.
+    pub argon2_iterations: u32,
     /// The state machine's settings.
     pub core: CoreConfig,
 }
@@ -70,6 +108,11 @@ impl Default for ServerConfig {
             sendq: 1 << 20,
             close_grace: Duration::from_secs(2),
             shutdown_grace: Duration::from_secs(3),
+            db: ":memory:".into(),
+            sync: SyncMode::Normal,
+            auth_threads: 2,
+            argon2_memory_kib: 19 * 1024,
+            argon2_iterations: 2,
             core: CoreConfig::default(),
         }
     }
@@ -98,6 +141,18 @@ pub struct Args {
     /// Bytes queued for one client before it is disconnected as too slow.
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
     pub sendq: usize,
+
+    /// Database file (SQLite); `:memory:` keeps nothing after the server stops.
+    #[arg(long, value_name = "PATH", default_value = "chatd.db")]
+    pub db: String,
+
+    /// `normal`: commits survive a crash of the daemon; `full`: also power loss (slower).
+    #[arg(long, value_enum, default_value_t = SyncMode::Normal)]
+    pub sync: SyncMode,
+
+    /// Threads that hash and check passwords (off the event loop).
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub auth_threads: usize,
 
     /// Log level: error, warn, info, debug or trace.
     #[arg(long, value_name = "LEVEL", default_value = "info")]
@@ -143,6 +198,9 @@ impl Args {
         Ok(ServerConfig {
             listen: self.listen.clone(),
             sendq: self.sendq,
+            db: self.db.clone(),
+            sync: self.sync,
+            auth_threads: self.auth_threads,
             core: CoreConfig {
                 server_name: self.name.clone(),
                 lobby,

@@ -19,11 +19,13 @@
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![warn(unreachable_pub)]
 
+pub mod auth;
 pub mod config;
 pub mod core;
 pub mod dialect;
 pub mod framing;
 pub mod reactor;
+pub mod store;
 
 /// The version every binary and the `HELLO` line report.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

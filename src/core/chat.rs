@@ -6,14 +6,25 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::command::Command;
-use super::event::{Action, Error, ErrorCode, Event, OkReply};
-use super::model::{ConnId, Message, MsgId, Room, RoomId, Timestamp, User, UserId};
-use crate::config::{CoreConfig, MAX_HISTORY_REQUEST, is_room_name, is_user_name};
+use super::event::{Action, AuthOutcome, AuthRequest, Error, ErrorCode, Event, OkReply};
+use super::model::{
+    Account, ConnId, Message, MsgId, Room, RoomId, Secret, StoredDirect, Timestamp, User, UserId,
+};
+use super::record::{Record, Snapshot};
+use crate::config::{
+    CoreConfig, MAX_HISTORY_REQUEST, MAX_TOPIC, MAX_TRACKED_ADDRESSES, PASSWORD_LEN, is_room_name,
+    is_user_name,
+};
+
+/// Commands a connection may send while its password is being checked; they
+/// run, in order, once the answer is in.
+const MAX_QUEUED: usize = 64;
 
 /// The lines of `/help`.
 const HELP: &[&str] = &[
     "commands (a line without / is said in your current room):",
-    "/login NAME                log in (a free name logs in as a guest)",
+    "/register NAME PASSWORD    create an account (password: 8-256 bytes) and log in",
+    "/login NAME [PASSWORD]     log in (a name nobody registered logs in as a guest)",
     "/logout                    log out and stay connected",
     "/quit [reason]             leave the server",
     "/join ROOM                 join a room (created if new) and make it current",
@@ -26,6 +37,7 @@ const HELP: &[&str] = &[
     "/users                     who is online",
     "/rooms                     list the rooms",
     "/history ROOM [N]          the last N messages of a room (default 20, at most 500)",
+    "/topic ROOM [text]         show or set a room's topic",
     "/whoami                    your name, id, address and rooms",
     "/ping [token]              a round trip",
     "//text                     say text that starts with /",
@@ -36,6 +48,41 @@ const HELP: &[&str] = &[
 struct Conn {
     ip: IpAddr,
     user: Option<UserId>,
+    /// A password being hashed or checked for this connection.
+    pending: Option<Pending>,
+    /// Commands that arrived meanwhile (at most [`MAX_QUEUED`]).
+    queued: VecDeque<Command>,
+    /// The peer stopped sending while a password was being checked: close
+    /// (for this reason) once the held commands have run.
+    ended: Option<Arc<str>>,
+}
+
+/// What a connection waits for from the password workers.
+#[derive(Debug)]
+enum Pending {
+    /// `/register`: the hash of the new password.
+    Register { name: String },
+    /// `/login` of an account: whether the password matched.
+    Login { key: String },
+}
+
+/// How a connection logs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Entry {
+    /// A free name, no account.
+    Guest,
+    /// An existing account, password checked.
+    Account,
+    /// An account just registered.
+    NewAccount,
+}
+
+/// An address's allowance of failed logins (a token bucket on simulated time).
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    tokens: u32,
+    /// When the last token was added (or the bucket was last full).
+    since: Timestamp,
 }
 
 /// The chat: users, rooms and messages, driven by inputs with the current time.
@@ -61,14 +108,24 @@ pub struct Chat {
     rooms: BTreeMap<RoomId, Room>,
     /// Lower-cased name → room.
     room_names: HashMap<String, RoomId>,
+    /// Lower-cased name → registered account.
+    accounts: HashMap<String, Account>,
+    /// Failed-login allowances by address.
+    failures: HashMap<IpAddr, Budget>,
     next_user: u64,
     next_room: u64,
     next_msg: u64,
 }
 
 impl Chat {
-    /// A chat with no users and only the lobby room (if configured).
+    /// A chat with no accounts, no users and only the lobby room (if configured).
     pub fn new(config: CoreConfig) -> Self {
+        Chat::restore(config, Snapshot::default()).0
+    }
+
+    /// A chat rebuilt from what the store loaded. Also returns the actions of
+    /// start-up (the lobby's record when it is new).
+    pub fn restore(config: CoreConfig, snapshot: Snapshot) -> (Self, Vec<Action>) {
         let mut chat = Chat {
             server_name: config.server_name.as_str().into(),
             config,
@@ -77,14 +134,66 @@ impl Chat {
             user_names: HashMap::new(),
             rooms: BTreeMap::new(),
             room_names: HashMap::new(),
-            next_user: 1,
-            next_room: 1,
-            next_msg: 1,
+            accounts: HashMap::new(),
+            failures: HashMap::new(),
+            next_user: snapshot.next_user.max(1),
+            next_room: snapshot.next_room.max(1),
+            next_msg: snapshot.next_msg.max(1),
         };
-        if let Some(lobby) = chat.config.lobby.clone() {
-            chat.create_room(&lobby, Timestamp::default());
+        for room in snapshot.rooms {
+            let skip = room.history.len().saturating_sub(chat.config.history_len);
+            chat.next_room = chat.next_room.max(room.id.0 + 1);
+            chat.room_names
+                .insert(room.name.to_ascii_lowercase(), room.id);
+            chat.rooms.insert(
+                room.id,
+                Room {
+                    name: room.name.into(),
+                    topic: room.topic.into(),
+                    members: BTreeSet::new(),
+                    history: room.history.into_iter().skip(skip).map(Arc::new).collect(),
+                },
+            );
         }
-        chat
+        let mut keys = HashMap::new();
+        for account in snapshot.accounts {
+            let key = account.name.to_ascii_lowercase();
+            chat.next_user = chat.next_user.max(account.id.0 + 1);
+            keys.insert(account.id, key.clone());
+            let rooms = account
+                .rooms
+                .into_iter()
+                .filter(|r| chat.rooms.contains_key(r))
+                .collect();
+            chat.accounts.insert(
+                key,
+                Account {
+                    id: account.id,
+                    name: account.name.into(),
+                    hash: account.hash.into(),
+                    rooms,
+                    inbox: VecDeque::new(),
+                },
+            );
+        }
+        for dm in snapshot.pending_dms {
+            chat.next_msg = chat.next_msg.max(dm.id.0 + 1);
+            if let Some(account) = keys.get(&dm.to).and_then(|k| chat.accounts.get_mut(k)) {
+                account.inbox.push_back(StoredDirect {
+                    id: dm.id,
+                    from: dm.from_name.into(),
+                    at: dm.at,
+                    text: dm.text.into(),
+                });
+            }
+        }
+        let mut out = Vec::new();
+        if let Some(lobby) = chat.config.lobby.clone()
+            && !chat.room_names.contains_key(&lobby.to_ascii_lowercase())
+        {
+            chat.create_room(&lobby, Timestamp::default(), &mut out);
+        }
+        (chat, out)
     }
 
     /// A new connection from `ip`: greets it.
@@ -102,7 +211,16 @@ impl Chat {
         _now: Timestamp,
         out: &mut Vec<Action>,
     ) {
-        self.conns.insert(conn, Conn { ip, user: None });
+        self.conns.insert(
+            conn,
+            Conn {
+                ip,
+                user: None,
+                pending: None,
+                queued: VecDeque::new(),
+                ended: None,
+            },
+        );
         send(
             out,
             conn,
@@ -128,9 +246,18 @@ impl Chat {
         now: Timestamp,
         out: &mut Vec<Action>,
     ) {
-        let Some(state) = self.conns.get(&conn) else {
+        let Some(state) = self.conns.get_mut(&conn) else {
             return;
         };
+        if state.pending.is_some() {
+            if state.queued.len() < MAX_QUEUED {
+                state.queued.push_back(cmd);
+            } else {
+                let e = Error::new(ErrorCode::RateLimited).text("wait for your login to finish");
+                send(out, conn, e.into());
+            }
+            return;
+        }
         let result = match state.user {
             None if !cmd.allowed_before_login() => Err(Error::new(ErrorCode::NotLoggedIn)),
             None => self.handle_guest(conn, cmd, now, out),
@@ -139,6 +266,103 @@ impl Chat {
         if let Err(e) = result {
             send(out, conn, e.into());
         }
+    }
+
+    /// The password workers finished the job [`Action::Auth`] asked for.
+    /// Answers for connections that are gone are ignored.
+    pub fn auth_done(&mut self, conn: ConnId, outcome: AuthOutcome, now: Timestamp) -> Vec<Action> {
+        let mut out = Vec::new();
+        self.auth_done_into(conn, outcome, now, &mut out);
+        out
+    }
+
+    /// Like [`Chat::auth_done`], appending to `out`.
+    pub fn auth_done_into(
+        &mut self,
+        conn: ConnId,
+        outcome: AuthOutcome,
+        now: Timestamp,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(state) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let Some(pending) = state.pending.take() else {
+            return;
+        };
+        let ip = state.ip;
+        let result = match (pending, outcome) {
+            (Pending::Register { name }, AuthOutcome::Hashed(hash)) => {
+                self.create_account(conn, &name, hash, now, out)
+            }
+            (Pending::Login { key }, AuthOutcome::Verified(true)) => {
+                match self.accounts.get(&key) {
+                    Some(_) if self.user_names.contains_key(&key) => {
+                        Err(Error::new(ErrorCode::NameTaken).about(key))
+                    }
+                    Some(account) => {
+                        let (id, name) = (account.id, account.name.clone());
+                        self.enter(conn, id, name, Entry::Account, now, out)
+                    }
+                    None => Err(Error::new(ErrorCode::AuthFailed)),
+                }
+            }
+            (Pending::Login { .. }, _) => {
+                self.record_failure(ip, now);
+                Err(Error::new(ErrorCode::AuthFailed))
+            }
+            (Pending::Register { .. }, _) => Err(Error::new(ErrorCode::NotAvailable)
+                .about("register")
+                .text("registration failed on the server; try again")),
+        };
+        if let Err(e) = result {
+            send(out, conn, e.into());
+        }
+        let queued = self
+            .conns
+            .get_mut(&conn)
+            .map(|c| std::mem::take(&mut c.queued))
+            .unwrap_or_default();
+        for cmd in queued {
+            self.handle_into(conn, cmd, now, out);
+        }
+        let ended = self
+            .conns
+            .get_mut(&conn)
+            .filter(|c| c.pending.is_none())
+            .and_then(|c| c.ended.take());
+        if let Some(reason) = ended {
+            self.input_ended_into(conn, &reason, now, out);
+        }
+    }
+
+    /// The peer closed its sending side (`nc -N`, a script). Its user goes
+    /// offline and the connection closes after its replies are flushed; if a
+    /// password is being checked, that happens only after the answer and the
+    /// commands held behind it, so a pipelined login still runs whole.
+    pub fn input_ended(&mut self, conn: ConnId, reason: &str, now: Timestamp) -> Vec<Action> {
+        let mut out = Vec::new();
+        self.input_ended_into(conn, reason, now, &mut out);
+        out
+    }
+
+    /// Like [`Chat::input_ended`], appending to `out`.
+    pub fn input_ended_into(
+        &mut self,
+        conn: ConnId,
+        reason: &str,
+        now: Timestamp,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(state) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if state.pending.is_some() {
+            state.ended = Some(reason.into());
+            return;
+        }
+        self.disconnect_into(conn, reason, now, out);
+        out.push(Action::Close { conn });
     }
 
     /// The connection went away (closed, reset, dropped by the server): its
@@ -264,10 +488,8 @@ impl Chat {
         out: &mut Vec<Action>,
     ) -> Result<(), Error> {
         match cmd {
-            Command::Login { name, password: _ } => self.login(conn, &name, now, out),
-            Command::Register { .. } => Err(Error::new(ErrorCode::NotAvailable)
-                .about("register")
-                .text("accounts are not available yet; log in as a guest with /login NAME")),
+            Command::Login { name, password } => self.login(conn, &name, password, now, out),
+            Command::Register { name, password } => self.register(conn, &name, password, out),
             cmd => self.handle_anyone(conn, cmd, out),
         }
     }
@@ -336,7 +558,7 @@ impl Chat {
                     Err(e) if e.code == ErrorCode::NoSuchRoom => {
                         self.check_can_join(user)?;
                         self.check_can_create()?;
-                        self.create_room(&room, now)
+                        self.create_room(&room, now, out)
                     }
                     Err(e) => return Err(e),
                 };
@@ -350,7 +572,7 @@ impl Chat {
                 }
                 self.check_can_join(user)?;
                 self.check_can_create()?;
-                let id = self.create_room(&room, now);
+                let id = self.create_room(&room, now, out);
                 let name = self.rooms[&id].name.clone();
                 send(out, conn, Event::Ok(OkReply::Create { room: name, id }));
                 self.join_room(user, id, out)?;
@@ -391,7 +613,51 @@ impl Chat {
                     text: text.into(),
                 };
                 let to = self.users.values().map(|u| u.conn).collect();
+                self.store_counters(out);
                 out.push(Action::Fanout { to, event });
+            }
+            Command::Topic { room, text: None } => {
+                let id = self.find_room(&room)?;
+                let r = &self.rooms[&id];
+                send(
+                    out,
+                    conn,
+                    Event::Room {
+                        name: r.name.clone(),
+                        id,
+                        members: r.members.len(),
+                        topic: r.topic.clone(),
+                    },
+                );
+            }
+            Command::Topic {
+                room,
+                text: Some(text),
+            } => {
+                let id = self.find_joined(user, &room)?;
+                if text.len() > MAX_TOPIC {
+                    return Err(Error::new(ErrorCode::BadArgs)
+                        .about("topic")
+                        .text(format!("a topic is at most {MAX_TOPIC} bytes")));
+                }
+                let topic: Arc<str> = text.into();
+                let to = self.member_conns(id, None);
+                let Some(r) = self.rooms.get_mut(&id) else {
+                    return Ok(());
+                };
+                r.topic = topic.clone();
+                out.push(Action::Store(Record::Topic {
+                    room: id,
+                    topic: topic.clone(),
+                }));
+                out.push(Action::Fanout {
+                    to,
+                    event: Event::Topic {
+                        room: r.name.clone(),
+                        name: self.users[&user].name.clone(),
+                        topic,
+                    },
+                });
             }
             Command::Users => {
                 let names: Vec<Arc<str>> = self.users.values().map(|u| u.name.clone()).collect();
@@ -445,12 +711,14 @@ impl Chat {
         Ok(())
     }
 
-    /// Logs a connection in as a guest named `name`, then lists who is online
-    /// and joins the lobby.
+    /// `/login`: an account's password goes to the workers; any other free
+    /// name logs in as a guest at once. Precedence: bad-name, then
+    /// auth-failed, then name-taken.
     fn login(
         &mut self,
         conn: ConnId,
         name: &str,
+        password: Option<Secret>,
         now: Timestamp,
         out: &mut Vec<Action>,
     ) -> Result<(), Error> {
@@ -458,21 +726,125 @@ impl Chat {
             return Err(Error::new(ErrorCode::BadName).about(name));
         }
         let key = name.to_ascii_lowercase();
+        let ip = self.conns.get(&conn).map(|c| c.ip);
+        if let Some(account) = self.accounts.get(&key) {
+            let hash = account.hash.clone();
+            if let Some(wait) = ip.and_then(|ip| self.retry_after(ip, now)) {
+                return Err(Error::new(ErrorCode::RateLimited).text(format!(
+                    "too many failed logins from your address; try again in {} s",
+                    wait.div_ceil(1000)
+                )));
+            }
+            if let Some(state) = self.conns.get_mut(&conn) {
+                state.pending = Some(Pending::Login { key });
+            }
+            // A missing password is checked too, so it takes as long as a wrong one.
+            out.push(Action::Auth {
+                conn,
+                request: AuthRequest::Verify {
+                    hash: Some(hash),
+                    password,
+                },
+            });
+            return Ok(());
+        }
         if self.user_names.contains_key(&key) {
             return Err(Error::new(ErrorCode::NameTaken).about(name));
         }
+        let id = UserId(self.next_user);
+        self.next_user += 1;
+        self.store_counters(out);
+        self.enter(conn, id, name.into(), Entry::Guest, now, out)
+    }
+
+    /// `/register`: checks what can be checked now, then has the password hashed.
+    fn register(
+        &mut self,
+        conn: ConnId,
+        name: &str,
+        password: Secret,
+        out: &mut Vec<Action>,
+    ) -> Result<(), Error> {
+        if !is_user_name(name) {
+            return Err(Error::new(ErrorCode::BadName).about(name));
+        }
+        if !PASSWORD_LEN.contains(&password.len()) {
+            return Err(Error::new(ErrorCode::BadPassword));
+        }
+        let key = name.to_ascii_lowercase();
+        if self.accounts.contains_key(&key) || self.user_names.contains_key(&key) {
+            return Err(Error::new(ErrorCode::NameTaken).about(name));
+        }
+        if let Some(state) = self.conns.get_mut(&conn) {
+            state.pending = Some(Pending::Register { name: name.into() });
+        }
+        out.push(Action::Auth {
+            conn,
+            request: AuthRequest::Hash { password },
+        });
+        Ok(())
+    }
+
+    /// The hash is ready: the account is created (if the name is still free)
+    /// and the connection logged in to it.
+    fn create_account(
+        &mut self,
+        conn: ConnId,
+        name: &str,
+        hash: Arc<str>,
+        now: Timestamp,
+        out: &mut Vec<Action>,
+    ) -> Result<(), Error> {
+        let key = name.to_ascii_lowercase();
+        if self.accounts.contains_key(&key) || self.user_names.contains_key(&key) {
+            return Err(Error::new(ErrorCode::NameTaken).about(name));
+        }
+        let id = UserId(self.next_user);
+        self.next_user += 1;
+        let name: Arc<str> = name.into();
+        out.push(Action::Store(Record::Account {
+            id,
+            name: name.clone(),
+            hash: hash.clone(),
+            created: now,
+        }));
+        self.accounts.insert(
+            key,
+            Account {
+                id,
+                name: name.clone(),
+                hash,
+                rooms: Vec::new(),
+                inbox: VecDeque::new(),
+            },
+        );
+        self.enter(conn, id, name, Entry::NewAccount, now, out)
+    }
+
+    /// Logs a connection in as user `id`: `OK`, who is online, the lobby,
+    /// then for an account its remembered rooms and the direct messages that
+    /// waited for it.
+    fn enter(
+        &mut self,
+        conn: ConnId,
+        id: UserId,
+        name: Arc<str>,
+        how: Entry,
+        now: Timestamp,
+        out: &mut Vec<Action>,
+    ) -> Result<(), Error> {
+        let registered = how != Entry::Guest;
         let Some(state) = self.conns.get_mut(&conn) else {
             return Ok(());
         };
-        let id = UserId(self.next_user);
-        self.next_user += 1;
         state.user = Some(id);
-        let name: Arc<str> = name.into();
-        self.user_names.insert(key, id);
+        let key = name.to_ascii_lowercase();
+        self.user_names.insert(key.clone(), id);
         self.users.insert(
             id,
             User {
                 name: name.clone(),
+                registered,
                 conn,
                 ip: state.ip,
                 logged_in_at: now,
@@ -480,17 +852,112 @@ impl Chat {
                 current: None,
             },
         );
-        send(out, conn, Event::Ok(OkReply::Login { name, id }));
+        let ok = match how {
+            Entry::NewAccount => OkReply::Register { name, id },
+            Entry::Guest | Entry::Account => OkReply::Login { name, id },
+        };
+        send(out, conn, Event::Ok(ok));
         self.handle_user(conn, id, Command::Users, now, out)?;
-        if let Some(lobby) = self
+        let lobby = self
             .config
             .lobby
             .as_deref()
-            .and_then(|l| self.find_room(l).ok())
-        {
+            .and_then(|l| self.find_room(l).ok());
+        if let Some(lobby) = lobby {
             self.join_room(id, lobby, out)?;
         }
+        if !registered {
+            return Ok(());
+        }
+        let remembered = self
+            .accounts
+            .get(&key)
+            .map(|a| a.rooms.clone())
+            .unwrap_or_default();
+        for room in remembered {
+            if !self
+                .rooms
+                .get(&room)
+                .is_some_and(|r| r.members.contains(&id))
+            {
+                // A room over the per-user limit is skipped, not an error.
+                let _ = self.join_room(id, room, out);
+            }
+        }
+        if let (Some(lobby), Some(user)) = (lobby, self.users.get_mut(&id)) {
+            user.current = Some(lobby);
+        }
+        let inbox = self
+            .accounts
+            .get_mut(&key)
+            .map(|a| std::mem::take(&mut a.inbox))
+            .unwrap_or_default();
+        if !inbox.is_empty() {
+            let ids = inbox.iter().map(|dm| dm.id).collect();
+            let to = self.users[&id].name.clone();
+            for dm in inbox {
+                send(
+                    out,
+                    conn,
+                    Event::Dm {
+                        from: dm.from,
+                        to: to.clone(),
+                        id: dm.id,
+                        at: dm.at,
+                        text: dm.text,
+                    },
+                );
+            }
+            out.push(Action::Store(Record::DmsDelivered { ids }));
+        }
         Ok(())
+    }
+
+    /// How long (ms) `ip` must wait before its next login attempt, if it has
+    /// used up its failures.
+    fn retry_after(&mut self, ip: IpAddr, now: Timestamp) -> Option<u64> {
+        let (burst, refill) = (
+            self.config.login_failures,
+            self.config.login_failure_refill_ms.max(1),
+        );
+        let budget = self.failures.get_mut(&ip)?;
+        refill_budget(budget, burst, refill, now);
+        (budget.tokens == 0).then(|| (budget.since.0 + refill).saturating_sub(now.0))
+    }
+
+    /// Takes one failure from `ip`'s allowance.
+    fn record_failure(&mut self, ip: IpAddr, now: Timestamp) {
+        let (burst, refill) = (
+            self.config.login_failures,
+            self.config.login_failure_refill_ms.max(1),
+        );
+        if !self.failures.contains_key(&ip) && self.failures.len() >= MAX_TRACKED_ADDRESSES {
+            // Forget the addresses that have fully recovered.
+            self.failures.retain(|_, b| {
+                refill_budget(b, burst, refill, now);
+                b.tokens < burst
+            });
+            if self.failures.len() >= MAX_TRACKED_ADDRESSES {
+                return;
+            }
+        }
+        let budget = self.failures.entry(ip).or_insert(Budget {
+            tokens: burst,
+            since: now,
+        });
+        refill_budget(budget, burst, refill, now);
+        if budget.tokens == burst {
+            budget.since = now;
+        }
+        budget.tokens = budget.tokens.saturating_sub(1);
+    }
+
+    /// Records the id counters (for ids that leave no other record).
+    fn store_counters(&self, out: &mut Vec<Action>) {
+        out.push(Action::Store(Record::Counters {
+            next_user: self.next_user,
+            next_msg: self.next_msg,
+        }));
     }
 
     /// Looks a room up by name (any case).
@@ -532,16 +999,23 @@ impl Chat {
     }
 
     /// Creates a room (the name was checked and is free).
-    fn create_room(&mut self, name: &str, now: Timestamp) -> RoomId {
+    fn create_room(&mut self, name: &str, now: Timestamp, out: &mut Vec<Action>) -> RoomId {
         let id = RoomId(self.next_room);
         self.next_room += 1;
+        let name: Arc<str> = name.into();
+        let topic: Arc<str> = "".into();
         self.room_names.insert(name.to_ascii_lowercase(), id);
+        out.push(Action::Store(Record::Room {
+            id,
+            name: name.clone(),
+            topic: topic.clone(),
+            created: now,
+        }));
         self.rooms.insert(
             id,
             Room {
-                name: name.into(),
-                topic: "".into(),
-                created: now,
+                name,
+                topic,
                 members: BTreeSet::new(),
                 history: VecDeque::new(),
             },
@@ -570,8 +1044,12 @@ impl Chat {
             if let Some(room) = self.rooms.get_mut(&id) {
                 room.members.insert(user);
             }
-            if let Some(u) = self.users.get_mut(&user) {
+            let account = self.users.get_mut(&user).and_then(|u| {
                 u.rooms.push(id);
+                u.registered.then(|| u.name.to_ascii_lowercase())
+            });
+            if let Some(key) = account {
+                self.remember_room(&key, id, true, out);
             }
         }
         if let Some(u) = self.users.get_mut(&user) {
@@ -620,6 +1098,7 @@ impl Chat {
             return;
         };
         u.rooms.retain(|r| *r != id);
+        let account = u.registered.then(|| u.name.to_ascii_lowercase());
         if u.current == Some(id) {
             u.current = u.rooms.last().copied();
         }
@@ -636,6 +1115,26 @@ impl Chat {
             });
         }
         send(out, conn, Event::Ok(OkReply::Leave { room: room_name }));
+        if let Some(key) = account {
+            self.remember_room(&key, id, false, out);
+        }
+    }
+
+    /// Keeps an account's room list (and the store) in step with a join or
+    /// an explicit leave.
+    fn remember_room(&mut self, key: &str, room: RoomId, joined: bool, out: &mut Vec<Action>) {
+        let Some(account) = self.accounts.get_mut(key) else {
+            return;
+        };
+        let user = account.id;
+        let known = account.rooms.contains(&room);
+        if joined && !known {
+            account.rooms.push(room);
+            out.push(Action::Store(Record::Joined { user, room }));
+        } else if !joined && known {
+            account.rooms.retain(|r| *r != room);
+            out.push(Action::Store(Record::Left { user, room }));
+        }
     }
 
     /// Logs a user out of everything; everyone who shared a room hears
@@ -697,6 +1196,7 @@ impl Chat {
             }
             room.history.push_back(msg.clone());
         }
+        out.push(Action::Store(Record::Message(msg.clone())));
         out.push(Action::Fanout {
             to,
             event: Event::Msg {
@@ -706,7 +1206,8 @@ impl Chat {
         });
     }
 
-    /// A direct message to whoever is online under `to`.
+    /// A direct message to whoever is online under `to`, or kept for an
+    /// offline account until it logs in.
     fn direct(
         &mut self,
         user: UserId,
@@ -718,22 +1219,52 @@ impl Chat {
         if !is_user_name(to) {
             return Err(Error::new(ErrorCode::BadName).about(to));
         }
-        let target = self
-            .user_names
-            .get(&to.to_ascii_lowercase())
-            .and_then(|id| self.users.get(id))
-            .ok_or_else(|| Error::new(ErrorCode::NoSuchUser).about(to))?;
+        let key = to.to_ascii_lowercase();
+        let online = self.user_names.get(&key).and_then(|id| self.users.get(id));
+        let (target_id, target_name, target_conn) = match (online, self.accounts.get(&key)) {
+            (Some(target), _) => (
+                self.user_names[&key],
+                target.name.clone(),
+                Some(target.conn),
+            ),
+            (None, Some(account)) if account.inbox.len() >= self.config.inbox_limit => {
+                return Err(Error::new(ErrorCode::MailboxFull).about(account.name.clone()));
+            }
+            (None, Some(account)) => (account.id, account.name.clone(), None),
+            (None, None) => return Err(Error::new(ErrorCode::NoSuchUser).about(to)),
+        };
         let sender = &self.users[&user];
-        let mut recipients = vec![target.conn];
-        if target.conn != sender.conn {
-            recipients.push(sender.conn);
+        let (from, sender_conn) = (sender.name.clone(), sender.conn);
+        let (id, text): (MsgId, Arc<str>) = (self.next_msg_id(), text.into());
+        out.push(Action::Store(Record::Dm {
+            id,
+            from: user,
+            from_name: from.clone(),
+            to: target_id,
+            at: now,
+            text: text.clone(),
+            pending: target_conn.is_none(),
+        }));
+        if target_conn.is_none()
+            && let Some(account) = self.accounts.get_mut(&key)
+        {
+            account.inbox.push_back(StoredDirect {
+                id,
+                from: from.clone(),
+                at: now,
+                text: text.clone(),
+            });
+        }
+        let mut recipients: Vec<ConnId> = target_conn.into_iter().collect();
+        if target_conn != Some(sender_conn) {
+            recipients.push(sender_conn);
         }
         let event = Event::Dm {
-            from: sender.name.clone(),
-            to: target.name.clone(),
-            id: self.next_msg_id(),
+            from,
+            to: target_name,
+            id,
             at: now,
-            text: text.into(),
+            text,
         };
         out.push(Action::Fanout {
             to: recipients,
@@ -781,6 +1312,15 @@ impl Chat {
         let id = MsgId(self.next_msg);
         self.next_msg += 1;
         id
+    }
+}
+
+/// Adds the failures forgiven since `budget.since`.
+fn refill_budget(budget: &mut Budget, burst: u32, refill_ms: u64, now: Timestamp) {
+    let earned = now.0.saturating_sub(budget.since.0) / refill_ms;
+    if earned > 0 {
+        budget.tokens = (u64::from(budget.tokens) + earned).min(u64::from(burst)) as u32;
+        budget.since = Timestamp(budget.since.0 + earned * refill_ms);
     }
 }
 

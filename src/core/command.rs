@@ -3,6 +3,8 @@
 //! Names arrive as the client typed them; the core checks them, so every
 //! dialect gets the same rules and the same errors.
 
+use super::model::Secret;
+
 /// One parsed client command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -11,14 +13,14 @@ pub enum Command {
         /// The account name.
         name: String,
         /// Its password.
-        password: String,
+        password: Secret,
     },
     /// Log in (a registered name needs its password; a free name is a guest).
     Login {
         /// The name to use.
         name: String,
         /// The password, for a registered name.
-        password: Option<String>,
+        password: Option<Secret>,
     },
     /// Log out and keep the connection.
     Logout,
@@ -78,6 +80,13 @@ pub enum Command {
         room: String,
         /// How many (default: the join replay size; at most 500).
         count: Option<usize>,
+    },
+    /// Show a room's topic, or set it (`text`).
+    Topic {
+        /// The room.
+        room: String,
+        /// The new topic; `None` shows the current one.
+        text: Option<String>,
     },
     /// Who am I?
     Whoami,

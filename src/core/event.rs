@@ -7,7 +7,8 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::model::{ConnId, Message, MsgId, RoomId, Timestamp, UserId};
+use super::model::{ConnId, Message, MsgId, RoomId, Secret, Timestamp, UserId};
+use super::record::Record;
 
 /// One thing for the reactor to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,12 +27,52 @@ pub enum Action {
         /// What to tell them.
         event: Event,
     },
+    /// Make a change durable. All records of one loop iteration are committed
+    /// in one transaction before that iteration's bytes reach any socket.
+    Store(Record),
+    /// Hash or verify a password off the event loop; the answer comes back
+    /// through [`crate::core::Chat::auth_done`].
+    Auth {
+        /// The connection waiting for it.
+        conn: ConnId,
+        /// What to do.
+        request: AuthRequest,
+    },
     /// Close the connection once its queue is flushed. The core has already
     /// forgotten it.
     Close {
         /// The connection.
         conn: ConnId,
     },
+}
+
+/// Slow password work the core hands out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthRequest {
+    /// Hash a new password (argon2id, PHC string).
+    Hash {
+        /// The password.
+        password: Secret,
+    },
+    /// Check a password against a stored hash. `None` hash or password: spend
+    /// the same time and fail, so the answer's timing tells nothing.
+    Verify {
+        /// The stored PHC string.
+        hash: Option<Arc<str>>,
+        /// The password given.
+        password: Option<Secret>,
+    },
+}
+
+/// The result of an [`AuthRequest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthOutcome {
+    /// The PHC string of a new hash.
+    Hashed(Arc<str>),
+    /// Whether the password matched.
+    Verified(bool),
+    /// The work itself failed (logged where it happened).
+    Failed,
 }
 
 /// A successful command's confirmation (`OK ...`).
@@ -120,6 +161,15 @@ pub enum Event {
         /// How many are in it.
         members: usize,
         /// Its topic.
+        topic: Arc<str>,
+    },
+    /// A room's topic was set.
+    Topic {
+        /// The room.
+        room: Arc<str>,
+        /// Who set it.
+        name: Arc<str>,
+        /// The new topic.
         topic: Arc<str>,
     },
     /// Announces `count` replayed messages that follow.
@@ -293,6 +343,8 @@ pub enum ErrorCode {
     TooManyRooms,
     /// The feature is not available on this server.
     NotAvailable,
+    /// The recipient's stored messages are at their limit.
+    MailboxFull,
 }
 
 impl ErrorCode {
@@ -317,6 +369,7 @@ impl ErrorCode {
             ErrorCode::TooManyConnections => "too-many-connections",
             ErrorCode::TooManyRooms => "too-many-rooms",
             ErrorCode::NotAvailable => "not-available",
+            ErrorCode::MailboxFull => "mailbox-full",
         }
     }
 
@@ -343,6 +396,7 @@ impl ErrorCode {
             ErrorCode::TooManyConnections => "too many connections",
             ErrorCode::TooManyRooms => "room limit reached",
             ErrorCode::NotAvailable => "not available on this server",
+            ErrorCode::MailboxFull => "that user has too many unread messages",
         }
     }
 }

@@ -9,11 +9,13 @@ mod chat;
 mod command;
 mod event;
 mod model;
+mod record;
 
 pub use chat::Chat;
 pub use command::Command;
-pub use event::{Action, Error, ErrorCode, Event, OkReply};
-pub use model::{ConnId, Message, MsgId, RoomId, Timestamp, UserId};
+pub use event::{Action, AuthOutcome, AuthRequest, Error, ErrorCode, Event, OkReply};
+pub use model::{ConnId, Message, MsgId, RoomId, Secret, Timestamp, UserId};
+pub use record::{Record, Snapshot, StoredAccount, StoredDm, StoredRoom};
 
 #[cfg(test)]
 mod tests;

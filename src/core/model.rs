@@ -83,6 +83,61 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// A password on its way to the hasher. Its `Debug` never shows it, so it
+/// cannot end up in a log line by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a password.
+    pub fn new(password: impl Into<String>) -> Self {
+        Secret(password.into())
+    }
+
+    /// The password itself, for the hasher.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// A direct message kept for an account that was offline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StoredDirect {
+    pub(crate) id: MsgId,
+    pub(crate) from: Arc<str>,
+    pub(crate) at: Timestamp,
+    pub(crate) text: Arc<str>,
+}
+
+/// A registered account, online or not.
+#[derive(Debug)]
+pub(crate) struct Account {
+    pub(crate) id: UserId,
+    pub(crate) name: Arc<str>,
+    /// argon2id PHC string.
+    pub(crate) hash: Arc<str>,
+    /// Rooms it is in, in join order; kept across logouts and restarts.
+    pub(crate) rooms: Vec<RoomId>,
+    /// Direct messages that arrived while it was offline, oldest first.
+    pub(crate) inbox: VecDeque<StoredDirect>,
+}
+
 /// A message said in a room, shared between the room's history and the events
 /// that deliver it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +160,8 @@ pub struct Message {
 #[derive(Debug)]
 pub(crate) struct User {
     pub(crate) name: Arc<str>,
+    /// Logged in to a registered account (memberships are remembered).
+    pub(crate) registered: bool,
     pub(crate) conn: ConnId,
     pub(crate) ip: IpAddr,
     #[allow(dead_code)] // shown by later commands (WHOIS, /stats)
@@ -120,8 +177,6 @@ pub(crate) struct User {
 pub(crate) struct Room {
     pub(crate) name: Arc<str>,
     pub(crate) topic: Arc<str>,
-    #[allow(dead_code)] // persisted with accounts
-    pub(crate) created: Timestamp,
     /// Members ordered by user id (login order), so listings are stable.
     pub(crate) members: BTreeSet<UserId>,
     /// The most recent messages, oldest first, bounded by `history_len`.

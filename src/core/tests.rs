@@ -64,8 +64,9 @@ fn a_fanout_names_every_member_once() {
         login(&mut chat, i as u64 + 1, name);
     }
     let out = chat.handle(ConnId(2), say(None, "x"), Timestamp(1));
-    assert_eq!(out.len(), 1);
-    let Action::Fanout { to, .. } = &out[0] else {
+    assert_eq!(out.len(), 2);
+    assert!(matches!(&out[0], Action::Store(Record::Message(_))));
+    let Action::Fanout { to, .. } = &out[1] else {
         panic!("{out:?}");
     };
     assert_eq!(to, &[ConnId(1), ConnId(2), ConnId(3)]);
@@ -134,6 +135,85 @@ fn a_name_frees_up_when_its_user_drops() {
 }
 
 #[test]
+fn restore_rebuilds_accounts_rooms_history_and_mail() {
+    let msg = |id: u64, text: &str| Message {
+        id: MsgId(id),
+        sender: UserId(7),
+        sender_name: "alice".into(),
+        room: RoomId(3),
+        at: Timestamp(id),
+        text: text.into(),
+    };
+    let snapshot = Snapshot {
+        accounts: vec![StoredAccount {
+            id: UserId(7),
+            name: "alice".into(),
+            hash: "h".into(),
+            created: Timestamp(0),
+            rooms: vec![RoomId(3), RoomId(99)],
+        }],
+        rooms: vec![StoredRoom {
+            id: RoomId(3),
+            name: "#old".into(),
+            topic: "kept".into(),
+            created: Timestamp(0),
+            history: vec![msg(40, "one"), msg(41, "two")],
+        }],
+        pending_dms: vec![StoredDm {
+            id: MsgId(42),
+            from_name: "bob".into(),
+            to: UserId(7),
+            at: Timestamp(5),
+            text: "waiting".into(),
+        }],
+        next_user: 8,
+        next_room: 4,
+        next_msg: 43,
+    };
+    let (mut chat, startup) = Chat::restore(CoreConfig::default(), snapshot);
+    // The lobby is new: it is created (room id 4) and recorded.
+    assert!(matches!(
+        &startup[..],
+        [Action::Store(Record::Room { id: RoomId(4), .. })]
+    ));
+    chat.connect(ConnId(1), ip(), Timestamp(0));
+    let mut out = chat.handle(
+        ConnId(1),
+        Command::Login {
+            name: "alice".into(),
+            password: Some(Secret::new("pw")),
+        },
+        Timestamp(9),
+    );
+    assert!(matches!(&out[..], [Action::Auth { .. }]));
+    out = chat.auth_done(ConnId(1), AuthOutcome::Verified(true), Timestamp(9));
+    let seen: Vec<String> = events_for(&out, 1)
+        .iter()
+        .filter_map(|e| match e {
+            Event::Ok(OkReply::Login { id, .. }) => Some(format!("login {id}")),
+            Event::Ok(OkReply::Join { room }) => Some(format!("join {room}")),
+            Event::History { room, count } => Some(format!("history {room} {count}")),
+            Event::Dm { id, text, .. } => Some(format!("dm {id} {text}")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            "login 7",
+            "join #lobby",
+            "history #lobby 0",
+            "join #old",
+            "history #old 2",
+            "dm 42 waiting",
+        ]
+    );
+    // Ids continue where the snapshot left off.
+    let out = chat.handle(ConnId(1), say(None, "next"), Timestamp(10));
+    assert!(matches!(&out[0], Action::Store(Record::Message(m)) if m.id == MsgId(43)));
+}
+
+#[test]
 fn unknown_connections_are_ignored() {
     let mut chat = Chat::new(CoreConfig::default());
     assert!(
@@ -148,9 +228,20 @@ fn arb_command() -> impl Strategy<Value = Command> {
     let name = prop::sample::select(vec!["al", "bo", "AL", "cy", "9x"]).prop_map(String::from);
     let room = prop::sample::select(vec!["#lobby", "#a", "#B", "#b", "bad"]).prop_map(String::from);
     prop_oneof![
-        name.clone().prop_map(|name| Command::Login {
+        (
+            name.clone(),
+            prop::option::of(prop::sample::select(vec![
+                "right-password",
+                "wrong-password"
+            ]))
+        )
+            .prop_map(|(name, pw)| Command::Login {
+                name,
+                password: pw.map(Secret::new)
+            }),
+        name.clone().prop_map(|name| Command::Register {
             name,
-            password: None
+            password: Secret::new("right-password")
         }),
         Just(Command::Logout),
         Just(Command::Quit { reason: None }),
@@ -206,7 +297,7 @@ proptest! {
         }
         for (t, step) in steps.into_iter().enumerate() {
             let now = Timestamp(t as u64);
-            let out = match step {
+            let mut out = match step {
                 Step::Cmd(slot, cmd) => chat.handle(id(slot, &generation), cmd, now),
                 Step::Drop(slot) => chat.disconnect(id(slot, &generation), "drop", now),
                 Step::Connect(slot) => {
@@ -217,11 +308,27 @@ proptest! {
                     out
                 }
             };
+            // The password workers answer at once: hashes succeed, a
+            // password is right when it is "right-password".
+            let mut i = 0;
+            while i < out.len() {
+                if let Action::Auth { conn, request } = out[i].clone() {
+                    let outcome = match request {
+                        AuthRequest::Hash { password } => AuthOutcome::Hashed(format!("hash:{}", password.expose()).into()),
+                        AuthRequest::Verify { hash, password } => AuthOutcome::Verified(
+                            hash.as_deref() == Some("hash:right-password") && password.is_some_and(|p| p.expose() == "right-password"),
+                        ),
+                    };
+                    out.extend(chat.auth_done(conn, outcome, now));
+                }
+                i += 1;
+            }
             for action in &out {
                 let to: &[ConnId] = match action {
                     Action::Send { to, .. } => std::slice::from_ref(to),
                     Action::Fanout { to, .. } => to,
-                    Action::Close { conn } => std::slice::from_ref(conn),
+                    Action::Close { conn } | Action::Auth { conn, .. } => std::slice::from_ref(conn),
+                    Action::Store(_) => &[],
                 };
                 for conn in to {
                     prop_assert!((0..4).any(|s| id(s, &generation) == *conn), "event to a stale connection {conn:?}");

@@ -6,7 +6,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::config::MAX_SERVER_LINE;
-use crate::core::{Action, Chat, Command, ConnId, Error, ErrorCode, Event, OkReply, Timestamp};
+use crate::core::{
+    Action, Chat, Command, ConnId, Error, ErrorCode, Event, OkReply, Secret, Timestamp,
+};
 use crate::framing::FrameError;
 
 /// Parses one client line (framing already done: no `\n`, not empty).
@@ -29,7 +31,7 @@ pub fn parse(line: &str) -> Result<Command, Error> {
         "register" => match split_word(rest) {
             (name, password) if !name.is_empty() && !password.is_empty() => Command::Register {
                 name: name.into(),
-                password: password.into(),
+                password: Secret::new(password),
             },
             _ => return Err(usage("usage: /register NAME PASSWORD")),
         },
@@ -37,7 +39,7 @@ pub fn parse(line: &str) -> Result<Command, Error> {
             ("", _) => return Err(usage("usage: /login NAME [PASSWORD]")),
             (name, password) => Command::Login {
                 name: name.into(),
-                password: non_empty(password),
+                password: non_empty(password).map(Secret::new),
             },
         },
         "logout" => no_args(rest, Command::Logout).ok_or_else(|| usage("usage: /logout"))?,
@@ -78,6 +80,13 @@ pub fn parse(line: &str) -> Result<Command, Error> {
         "broadcast" => return Err(usage("usage: /broadcast text")),
         "users" => no_args(rest, Command::Users).ok_or_else(|| usage("usage: /users"))?,
         "rooms" => no_args(rest, Command::Rooms).ok_or_else(|| usage("usage: /rooms"))?,
+        "topic" => match split_word(rest) {
+            ("", _) => return Err(usage("usage: /topic ROOM [text]")),
+            (room, text) => Command::Topic {
+                room: room_name(room),
+                text: (!text.is_empty()).then(|| text.into()),
+            },
+        },
         "whoami" => no_args(rest, Command::Whoami).ok_or_else(|| usage("usage: /whoami"))?,
         "help" => Command::Help,
         "history" => {
@@ -151,6 +160,7 @@ fn render_to(event: &Event, out: &mut Vec<u8>) -> std::io::Result<()> {
             members,
             topic,
         } => writeln!(out, "ROOM {name} {id} {members} :{topic}"),
+        Event::Topic { room, name, topic } => writeln!(out, "TOPIC {room} {name} :{topic}"),
         Event::History { room, count } => writeln!(out, "HISTORY {room} {count}"),
         Event::Msg { room, msg } => writeln!(
             out,
@@ -242,7 +252,7 @@ pub fn render_actions(actions: &[Action]) -> Vec<(ConnId, String)> {
         let (to, event) = match action {
             Action::Send { to, event } => (std::slice::from_ref(to), event),
             Action::Fanout { to, event } => (to.as_slice(), event),
-            Action::Close { .. } => continue,
+            Action::Close { .. } | Action::Store(_) | Action::Auth { .. } => continue,
         };
         buf.clear();
         render(event, &mut buf);

@@ -29,6 +29,8 @@ pub(crate) struct Connection {
     pub(crate) wants_writable: bool,
     /// Listed for a flush at the end of this loop iteration.
     pub(crate) dirty: bool,
+    /// Listed to be read once the database works again.
+    pub(crate) read_paused: bool,
 }
 
 impl Connection {
@@ -43,6 +45,7 @@ impl Connection {
             closing: false,
             wants_writable: false,
             dirty: false,
+            read_paused: false,
         }
     }
 }

@@ -22,15 +22,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use log::{debug, info, warn};
+use log::{debug, error, info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
-use crate::config::ServerConfig;
-use crate::core::{Action, Chat, ConnId, Event, Timestamp};
+use crate::auth::{AuthError, AuthPool};
+use crate::config::{MAX_HISTORY_REQUEST, ServerConfig};
+use crate::core::{Action, Chat, ConnId, Event, Record, Timestamp};
 use crate::dialect::Dialect;
+use crate::store::{Store, StoreError};
 use conn::Connection;
 use timers::{Timer, Timers};
 
@@ -44,6 +46,9 @@ const READ_CHUNK: usize = 64 * 1024;
 const READS_PER_TURN: usize = 8;
 /// Connections accepted per listener per iteration before others get a turn.
 const ACCEPTS_PER_TURN: usize = 256;
+/// First and longest wait before retrying a failed database commit.
+const COMMIT_RETRY_MIN: Duration = Duration::from_millis(10);
+const COMMIT_RETRY_MAX: Duration = Duration::from_secs(1);
 /// How long to stop accepting after running out of file descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -52,6 +57,35 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 enum Entry {
     Listener(TcpListener, Dialect),
     Conn(Connection),
+}
+
+/// Why the server could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// A socket or the poll could not be set up.
+    Io(io::Error),
+    /// The database could not be opened or loaded.
+    Store(StoreError),
+    /// The password workers could not start.
+    Auth(AuthError),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Io(e) => e.fmt(f),
+            StartError::Store(e) => e.fmt(f),
+            StartError::Auth(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+impl From<io::Error> for StartError {
+    fn from(e: io::Error) -> Self {
+        StartError::Io(e)
+    }
 }
 
 /// The SIGINT/SIGTERM source (a wrapper only to give it `Debug`).
@@ -110,14 +144,56 @@ pub struct Server {
     signals: Option<SignalSource>,
     /// Set once shutdown began: when to give up flushing.
     shutdown_deadline: Option<Instant>,
+    /// The database.
+    store: Store,
+    /// Records of this iteration, committed in one transaction before any
+    /// of its bytes are written.
+    records: Vec<Record>,
+    /// Password workers.
+    auth: AuthPool,
+    /// Set while commits fail: when to try again, and the current back-off.
+    /// Meanwhile no byte is written and no input is read.
+    store_retry: Option<(Instant, Duration)>,
+    /// Connections whose input waits for the database to work again.
+    paused: Vec<usize>,
 }
 
 impl Server {
     /// Binds every listen address of `config`. Nothing is accepted until
     /// [`Server::run`].
-    pub fn bind(config: ServerConfig) -> io::Result<Server> {
+    pub fn bind(config: ServerConfig) -> Result<Server, StartError> {
+        let mut store = Store::open(&config.db, config.sync).map_err(StartError::Store)?;
+        // The in-memory ring is the durable history's recent part, and serves
+        // every /history request (at most MAX_HISTORY_REQUEST).
+        let history = config.core.history_len.max(MAX_HISTORY_REQUEST);
+        let snapshot = store.load(history).map_err(StartError::Store)?;
+        info!(
+            "database {}: {} accounts, {} rooms, {} waiting direct messages",
+            config.db,
+            snapshot.accounts.len(),
+            snapshot.rooms.len(),
+            snapshot.pending_dms.len()
+        );
+        let mut core_config = config.core.clone();
+        core_config.history_len = history;
+        let (chat, startup) = Chat::restore(core_config, snapshot);
+        let records: Vec<Record> = startup
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Store(r) => Some(r),
+                _ => None,
+            })
+            .collect();
+        store.commit(&records).map_err(StartError::Store)?;
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let auth = AuthPool::new(
+            config.auth_threads,
+            config.argon2_memory_kib,
+            config.argon2_iterations,
+            waker.clone(),
+        )
+        .map_err(StartError::Auth)?;
         let mut slab = Slab::new();
         let mut local_addrs = Vec::new();
         for addr in &config.listen {
@@ -132,7 +208,7 @@ impl Server {
         Ok(Server {
             poll,
             slab,
-            chat: Chat::new(config.core.clone()),
+            chat,
             config,
             local_addrs,
             seq: 0,
@@ -148,6 +224,11 @@ impl Server {
             waker,
             signals: None,
             shutdown_deadline: None,
+            store,
+            records: Vec::new(),
+            auth,
+            store_retry: None,
+            paused: Vec::new(),
         })
     }
 
@@ -198,6 +279,7 @@ impl Server {
             for event in events.iter() {
                 match event.token() {
                     WAKER => {
+                        self.auth_finished();
                         if self.stop.load(Ordering::SeqCst) {
                             self.begin_shutdown("asked to stop");
                         }
@@ -227,6 +309,12 @@ impl Server {
                     return Ok(());
                 }
                 if Instant::now() >= deadline {
+                    if !self.records.is_empty() {
+                        error!(
+                            "stopping with {} records the database did not take",
+                            self.records.len()
+                        );
+                    }
                     info!(
                         "stopped; {} connections had not flushed in time",
                         self.conns
@@ -320,6 +408,16 @@ impl Server {
         if matches!(self.slab.get(key), Some(Entry::Listener(..))) {
             return self.accept(key);
         }
+        if self.store_retry.is_some() {
+            // The database is failing: take no new input until it works.
+            if let Some(Entry::Conn(c)) = self.slab.get_mut(key)
+                && !c.read_paused
+            {
+                c.read_paused = true;
+                self.paused.push(key);
+            }
+            return;
+        }
         for _ in 0..READS_PER_TURN {
             let Some(Entry::Conn(c)) = self.slab.get_mut(key) else {
                 return;
@@ -370,14 +468,16 @@ impl Server {
             return;
         };
         let id = c.id;
-        if !c.closing {
-            self.chat
-                .disconnect_into(id, "connection closed", wall_now(), &mut self.actions);
-            self.actions.push(Action::Close { conn: id });
+        if c.closing {
+            if c.queue.is_empty() {
+                self.remove_conn(key, "closed by peer");
+            }
+            return;
         }
-        if c.queue.is_empty() {
-            return self.remove_conn(key, "closed by peer");
-        }
+        // The core answers with a close now, or once a password check and
+        // the lines held behind it are done.
+        self.chat
+            .input_ended_into(id, "connection closed", wall_now(), &mut self.actions);
         self.apply_actions();
     }
 
@@ -463,6 +563,8 @@ impl Server {
                     self.queued(key, over);
                 }
             }
+            Action::Store(record) => self.records.push(record),
+            Action::Auth { conn, request } => self.auth.submit(conn, request),
             Action::Close { conn } => {
                 let grace = self.config.close_grace;
                 let Some((key, c)) = conn_mut(&mut self.slab, conn) else {
@@ -490,6 +592,10 @@ impl Server {
     /// Writes every queue touched this iteration; registers for writable
     /// only those that could not be emptied.
     fn flush_dirty(&mut self) {
+        // Durable first: nothing a client receives can be lost by a crash.
+        if !self.commit() {
+            return;
+        }
         for key in std::mem::take(&mut self.dirty) {
             let Some(Entry::Conn(c)) = self.slab.get_mut(key) else {
                 continue;
@@ -532,6 +638,69 @@ impl Server {
         }
     }
 
+    /// Commits this iteration's records in one transaction; true once
+    /// everything is durable and the sockets may be written.
+    ///
+    /// A failed commit keeps its records and is retried with a growing
+    /// back-off; until one succeeds nothing is delivered and no input is read,
+    /// so no client ever sees what a crash could lose, and memory stays bounded.
+    fn commit(&mut self) -> bool {
+        if self.records.is_empty() {
+            return true;
+        }
+        let now = Instant::now();
+        if self.store_retry.is_some_and(|(at, _)| now < at) {
+            return false;
+        }
+        match self.store.commit(&self.records) {
+            Ok(()) => {
+                let took = now.elapsed();
+                if took > Duration::from_millis(50) {
+                    warn!(
+                        "database commit of {} records took {took:?}",
+                        self.records.len()
+                    );
+                }
+                if self.store_retry.take().is_some() {
+                    info!("database commit works again: delivering and reading resume");
+                    for key in std::mem::take(&mut self.paused) {
+                        if let Some(Entry::Conn(c)) = self.slab.get_mut(key) {
+                            c.read_paused = false;
+                            self.read_again.push(key);
+                        }
+                    }
+                }
+                self.records.clear();
+                true
+            }
+            Err(e) => {
+                let backoff = self
+                    .store_retry
+                    .map_or(COMMIT_RETRY_MIN, |(_, b)| (b * 2).min(COMMIT_RETRY_MAX));
+                if self.store_retry.is_none() {
+                    error!(
+                        "database commit of {} records failed: {e}; holding deliveries and input until it works",
+                        self.records.len()
+                    );
+                } else {
+                    debug!("database commit still failing: {e}");
+                }
+                self.store_retry = Some((now + backoff, backoff));
+                self.timers.add(now + backoff, Timer::RetryCommit);
+                false
+            }
+        }
+    }
+
+    /// Hands finished password jobs back to the core.
+    fn auth_finished(&mut self) {
+        for done in self.auth.finished() {
+            self.chat
+                .auth_done_into(done.conn, done.outcome, wall_now(), &mut self.actions);
+        }
+        self.apply_actions();
+    }
+
     fn fire_timers(&mut self) {
         let now = Instant::now();
         while let Some(timer) = self.timers.pop_due(now) {
@@ -541,6 +710,8 @@ impl Server {
                         self.remove_conn(key, "did not read its last lines in time");
                     }
                 }
+                // Only wakes the loop: the commit is retried before the flush.
+                Timer::RetryCommit => {}
                 Timer::ResumeAccept => {
                     self.accept_paused = false;
                     let listeners: Vec<usize> = self

@@ -14,6 +14,8 @@ pub(crate) enum Timer {
     CloseDeadline(ConnId),
     /// Try accepting again after running out of file descriptors.
     ResumeAccept,
+    /// Try the failed database commit again.
+    RetryCommit,
 }
 
 /// A min-heap of deadlines. Timers are never cancelled: one whose subject is

@@ -259,6 +259,28 @@ impl Client {
         }
     }
 
+    /// A client over a socket the test connected itself (say, from a chosen
+    /// source address); reads the `HELLO` line. Set the socket's options
+    /// (nodelay, write timeout) before: reads are bounded here as always.
+    #[track_caller]
+    pub fn from_stream(stream: TcpStream, label: &str) -> Client {
+        let mut c = Client {
+            stream,
+            buf: Vec::new(),
+            eof: false,
+            seen: Vec::new(),
+            label: label.to_string(),
+            hello: String::new(),
+            pings: 0,
+        };
+        let hello = c.line();
+        if !hello.starts_with("HELLO ") {
+            c.fail(&format!("first line is not HELLO: {hello:?}"));
+        }
+        c.hello = hello;
+        c
+    }
+
     /// The socket, for tests that need raw access (writes, shutdown, clones).
     pub fn stream(&self) -> &TcpStream {
         &self.stream
@@ -660,6 +682,12 @@ pub struct Daemon {
 pub fn spawn_daemon(args: &[&str]) -> Daemon {
     let mut child = Command::new(env!("CARGO_BIN_EXE_chatd"))
         .args(["--listen", "127.0.0.1:0", "--log-level", "info"])
+        // A throwaway database unless the test names one.
+        .args(if args.contains(&"--db") {
+            &[][..]
+        } else {
+            &["--db", ":memory:"][..]
+        })
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

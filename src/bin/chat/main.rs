@@ -20,6 +20,8 @@ use term::Output;
 
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
 const BYE_TIMEOUT: Duration = Duration::from_secs(3);
+/// The environment variable that holds the password for `--name`.
+const PASSWORD_ENV: &str = "CHAT_PASSWORD";
 
 /// Terminal client for a chatd server.
 #[derive(Parser, Debug)]
@@ -28,7 +30,8 @@ struct Args {
     /// Server address, HOST:PORT.
     #[arg(long, default_value = "127.0.0.1:7070")]
     server: String,
-    /// Log in with this name on connect (otherwise type `/login NAME`).
+    /// Log in with this name on connect (otherwise type `/login NAME`); the
+    /// password of a registered name is read from $CHAT_PASSWORD.
     #[arg(long, value_parser = parse_name)]
     name: Option<String>,
     /// Print server lines exactly as received.
@@ -110,7 +113,9 @@ fn run(args: &Args, out: &mut Output) -> Result<u8, Error> {
         raw: args.raw,
     };
     if let Some(name) = &args.name {
-        session.login(name)?;
+        // From the environment, not a flag: flags show up in `ps`.
+        let password = std::env::var(PASSWORD_ENV).ok().filter(|p| !p.is_empty());
+        session.login(name, password.as_deref())?;
     }
     // Input starts only now, so piped lines go to the logged-in session.
     if io::stdin().is_terminal() {
@@ -162,8 +167,11 @@ impl Session<'_> {
     }
 
     /// Sends `/login NAME` and waits for its answer, showing what comes before it.
-    fn login(&mut self, name: &str) -> Result<(), Error> {
-        self.send(&format!("/login {name}"))?;
+    fn login(&mut self, name: &str, password: Option<&str>) -> Result<(), Error> {
+        match password {
+            Some(password) => self.send(&format!("/login {name} {password}"))?,
+            None => self.send(&format!("/login {name}"))?,
+        }
         let deadline = Instant::now() + LOGIN_TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::config::CoreConfig;
+use crate::core::{AuthOutcome, AuthRequest, Record};
 
 const T0: u64 = 1_795_341_600_123; // 2026-11-22T10:00:00.123Z
 
@@ -35,7 +36,16 @@ impl Harness {
 
     /// All lines the line causes, as `conn: line`.
     fn all(&mut self, conn: u64, line: &str) -> Vec<String> {
-        let out = handle_line(&mut self.chat, ConnId(conn), line, Timestamp(self.now));
+        let now = Timestamp(self.now);
+        let mut actions = match parse(line) {
+            Ok(cmd) => self.chat.handle(ConnId(conn), cmd, now),
+            Err(e) => vec![Action::Send {
+                to: ConnId(conn),
+                event: e.into(),
+            }],
+        };
+        answer_auth(&mut self.chat, &mut actions, now);
+        let out = render_actions(&actions);
         self.now += 1;
         self.chat.check_invariants().unwrap();
         out.into_iter()
@@ -57,6 +67,28 @@ impl Harness {
         self.connect(conn);
         let out = self.send(conn, &format!("/login {name}"));
         assert!(out[0].starts_with("OK login"), "{out:?}");
+    }
+}
+
+/// Plays the password workers at once: a "hash" is the password behind a
+/// marker, and a password matches its own "hash".
+fn answer_auth(chat: &mut Chat, actions: &mut Vec<Action>, now: Timestamp) {
+    let mut i = 0;
+    while i < actions.len() {
+        if let Action::Auth { conn, request } = actions[i].clone() {
+            let outcome = match request {
+                AuthRequest::Hash { password } => {
+                    AuthOutcome::Hashed(format!("fake${}", password.expose()).into())
+                }
+                AuthRequest::Verify { hash, password } => AuthOutcome::Verified(matches!(
+                    (hash, password),
+                    (Some(h), Some(p)) if *h == *format!("fake${}", p.expose())
+                )),
+            };
+            let more = chat.auth_done(conn, outcome, now);
+            actions.extend(more);
+        }
+        i += 1;
     }
 }
 
@@ -164,18 +196,344 @@ fn commands_before_login() {
 }
 
 #[test]
-fn register_is_not_available_yet() {
+fn register_creates_an_account_and_logs_in() {
     let mut h = Harness::new();
-    h.connect(1);
+    h.login(1, "bob");
+    h.connect(2);
     assert_eq!(
-        h.send(1, "/register alice longpassword"),
+        h.all(2, "/register Alice sekrit-pw"),
         [
-            "ERR not-available register :accounts are not available yet; log in as a guest with /login NAME"
+            "2: OK register Alice 2",
+            "2: USERS :bob Alice",
+            "2: OK users 2",
+            "1: JOIN #lobby Alice",
+            "2: OK join #lobby",
+            "2: MEMBERS #lobby :bob Alice",
+            "2: HISTORY #lobby 0",
         ]
     );
     assert_eq!(
-        h.send(1, "/register alice"),
+        h.send(2, "/register carol sekrit-pw"),
+        ["ERR already-logged-in :already logged in"]
+    );
+}
+
+#[test]
+fn register_errors() {
+    let mut h = Harness::new();
+    h.login(1, "bob");
+    h.connect(2);
+    assert_eq!(
+        h.send(2, "/register 1x sekrit-pw")[0].split(' ').nth(1),
+        Some("bad-name")
+    );
+    assert_eq!(
+        h.send(2, "/register alice short"),
+        ["ERR bad-password :a password is 8-256 bytes"]
+    );
+    let long = "p".repeat(257);
+    assert_eq!(
+        h.send(2, &format!("/register alice {long}")),
+        ["ERR bad-password :a password is 8-256 bytes"]
+    );
+    assert_eq!(
+        h.send(2, "/register BOB sekrit-pw"),
+        ["ERR name-taken BOB :that name is online already"]
+    );
+    assert_eq!(
+        h.send(2, "/register alice"),
         ["ERR bad-args register :usage: /register NAME PASSWORD"]
+    );
+    assert!(
+        h.send(2, &format!("/register alice {}", "p".repeat(256)))[0]
+            .starts_with("OK register alice")
+    );
+    h.send(2, "/logout");
+    assert_eq!(
+        h.send(2, "/register ALICE sekrit-pw"),
+        ["ERR name-taken ALICE :that name is online already"]
+    );
+}
+
+#[test]
+fn registered_names_need_their_password() {
+    let mut h = Harness::new();
+    h.connect(1);
+    h.send(1, "/register alice sekrit-pw");
+    h.connect(2);
+    // Precedence: bad-name, then auth-failed, then name-taken.
+    assert_eq!(
+        h.send(2, "/login al!ce sekrit-pw")[0].split(' ').nth(1),
+        Some("bad-name")
+    );
+    assert_eq!(
+        h.send(2, "/login alice"),
+        ["ERR auth-failed :wrong name or password"]
+    );
+    assert_eq!(
+        h.send(2, "/login alice wrong-pw"),
+        ["ERR auth-failed :wrong name or password"]
+    );
+    assert_eq!(
+        h.send(2, "/login ALICE sekrit-pw"),
+        ["ERR name-taken alice :that name is online already"]
+    );
+    h.send(1, "/quit");
+    let out = h.send(2, "/login ALICE sekrit-pw");
+    assert_eq!(out[0], "OK login alice 1");
+}
+
+#[test]
+fn failed_logins_from_one_address_are_slowed_down() {
+    let mut h = Harness::with(CoreConfig {
+        login_failures: 3,
+        login_failure_refill_ms: 10_000,
+        ..CoreConfig::default()
+    });
+    h.connect(1);
+    h.send(1, "/register alice sekrit-pw");
+    h.connect(2);
+    for _ in 0..3 {
+        assert_eq!(
+            h.send(2, "/login alice nope-nope"),
+            ["ERR auth-failed :wrong name or password"]
+        );
+    }
+    let limited = h.send(2, "/login alice sekrit-pw");
+    assert_eq!(limited.len(), 1);
+    assert!(
+        limited[0].starts_with("ERR rate-limited :too many failed logins"),
+        "{limited:?}"
+    );
+    // Guests are not held up.
+    h.connect(3);
+    assert_eq!(h.send(3, "/login carol")[0], "OK login carol 2");
+    h.send(1, "/quit");
+    h.now += 10_000;
+    assert_eq!(h.send(2, "/login alice sekrit-pw")[0], "OK login alice 1");
+}
+
+#[test]
+fn accounts_are_rejoined_to_their_rooms_after_the_lobby() {
+    let mut h = Harness::new();
+    h.connect(1);
+    h.send(1, "/register alice sekrit-pw");
+    h.send(1, "/join #b");
+    h.send(1, "/join #a");
+    h.send(1, "/join #c");
+    h.send(1, "/leave #c");
+    h.send(1, "/logout");
+    let out = h.send(1, "/login alice sekrit-pw");
+    let joins: Vec<&str> = out
+        .iter()
+        .filter(|l| l.starts_with("OK join"))
+        .map(String::as_str)
+        .collect();
+    assert_eq!(joins, ["OK join #lobby", "OK join #b", "OK join #a"]);
+    // The lobby stays current.
+    assert!(h.send(1, "hello")[0].starts_with("MSG #lobby alice"));
+    assert_eq!(
+        h.send(1, "/whoami"),
+        ["YOU alice 1 127.0.0.1 :#lobby #b #a"]
+    );
+}
+
+#[test]
+fn direct_messages_wait_for_an_offline_account() {
+    let mut h = Harness::new();
+    h.connect(1);
+    h.send(1, "/register bob sekrit-pw");
+    h.send(1, "/join #x");
+    h.send(1, "/quit");
+    h.login(2, "alice");
+    assert_eq!(
+        h.all(2, "/msg BOB are you there?"),
+        ["2: DM alice bob 1 2026-11-22T10:00:00.127Z :are you there?"]
+    );
+    h.send(2, "/msg bob second");
+    assert_eq!(
+        h.send(2, "/msg carol hi"),
+        ["ERR no-such-user carol :no such user online"]
+    );
+    h.connect(3);
+    let out = h.send(3, "/login bob sekrit-pw");
+    let tail: Vec<&str> = out.iter().rev().take(3).rev().map(String::as_str).collect();
+    assert_eq!(
+        tail,
+        [
+            "HISTORY #x 0",
+            "DM alice bob 1 2026-11-22T10:00:00.127Z :are you there?",
+            "DM alice bob 2 2026-11-22T10:00:00.128Z :second",
+        ]
+    );
+    h.send(3, "/logout");
+    assert!(
+        !h.send(3, "/login bob sekrit-pw")
+            .iter()
+            .any(|l| l.starts_with("DM "))
+    );
+}
+
+#[test]
+fn a_full_mailbox_is_refused() {
+    let mut h = Harness::with(CoreConfig {
+        inbox_limit: 2,
+        ..CoreConfig::default()
+    });
+    h.connect(1);
+    h.send(1, "/register bob sekrit-pw");
+    h.send(1, "/quit");
+    h.login(2, "alice");
+    h.send(2, "/msg bob 1");
+    h.send(2, "/msg bob 2");
+    assert_eq!(
+        h.send(2, "/msg bob 3"),
+        ["ERR mailbox-full bob :that user has too many unread messages"]
+    );
+}
+
+#[test]
+fn topics_are_shown_and_set_by_members() {
+    let mut h = Harness::new();
+    h.login(1, "alice");
+    h.login(2, "bob");
+    h.send(2, "/join #side");
+    assert_eq!(
+        h.all(1, "/topic lobby all things chat"),
+        [
+            "1: TOPIC #lobby alice :all things chat",
+            "2: TOPIC #lobby alice :all things chat",
+        ]
+    );
+    assert_eq!(
+        h.send(1, "/topic #lobby"),
+        ["ROOM #lobby 1 2 :all things chat"]
+    );
+    assert_eq!(h.send(1, "/rooms")[0], "ROOM #lobby 1 2 :all things chat");
+    assert_eq!(
+        h.send(1, "/topic #side mine"),
+        ["ERR not-in-room #side :you are not in that room"]
+    );
+    assert_eq!(
+        h.send(1, &format!("/topic #lobby {}", "t".repeat(391))),
+        ["ERR bad-args topic :a topic is at most 390 bytes"]
+    );
+    assert_eq!(
+        h.send(1, "/topic #nope x"),
+        ["ERR no-such-room #nope :no such room"]
+    );
+    assert_eq!(
+        h.send(1, "/topic"),
+        ["ERR bad-args topic :usage: /topic ROOM [text]"]
+    );
+}
+
+#[test]
+fn commands_wait_for_a_password_check() {
+    let mut h = Harness::new();
+    h.connect(1);
+    h.send(1, "/register alice sekrit-pw");
+    h.send(1, "/quit");
+    h.login(3, "bob");
+    h.connect(2);
+    let now = Timestamp(h.now);
+    let login = h
+        .chat
+        .handle(ConnId(2), parse("/login alice sekrit-pw").unwrap(), now);
+    let [
+        Action::Auth {
+            request: AuthRequest::Verify { .. },
+            ..
+        },
+    ] = &login[..]
+    else {
+        panic!("{login:?}");
+    };
+    // Typed before the answer: held, then run in order.
+    assert!(
+        h.chat
+            .handle(ConnId(2), parse("hello after login").unwrap(), now)
+            .is_empty()
+    );
+    assert!(
+        h.chat
+            .handle(ConnId(2), parse("/ping 1").unwrap(), now)
+            .is_empty()
+    );
+    let out = render_actions(
+        &h.chat
+            .auth_done(ConnId(2), AuthOutcome::Verified(true), now),
+    );
+    let mine: Vec<&str> = out
+        .iter()
+        .filter(|(c, _)| *c == ConnId(2))
+        .map(|(_, l)| l.as_str())
+        .collect();
+    assert_eq!(mine.first(), Some(&"OK login alice 1"));
+    assert_eq!(
+        &mine[mine.len() - 2..],
+        [
+            "MSG #lobby alice 1 2026-11-22T10:00:00.126Z :hello after login",
+            "PONG 1"
+        ]
+    );
+    // A late answer for a connection that is gone is ignored.
+    assert!(
+        h.chat
+            .auth_done(ConnId(99), AuthOutcome::Verified(true), now)
+            .is_empty()
+    );
+}
+
+#[test]
+fn durable_changes_are_recorded() {
+    let mut h = Harness::new();
+    h.connect(1);
+    let now = Timestamp(h.now);
+    let mut out = h
+        .chat
+        .handle(ConnId(1), parse("/register alice sekrit-pw").unwrap(), now);
+    answer_auth(&mut h.chat, &mut out, now);
+    for line in [
+        "/join #new",
+        "hi",
+        "/topic #new t",
+        "/leave #new",
+        "/broadcast b",
+    ] {
+        out.extend(h.chat.handle(ConnId(1), parse(line).unwrap(), now));
+    }
+    let records: Vec<String> = out
+        .iter()
+        .filter_map(|a| match a {
+            Action::Store(r) => Some(match r {
+                Record::Account { name, hash, .. } => format!("account {name} {hash}"),
+                Record::Room { name, .. } => format!("room {name}"),
+                Record::Joined { room, .. } => format!("joined {room}"),
+                Record::Left { room, .. } => format!("left {room}"),
+                Record::Message(m) => format!("message {}", m.text),
+                Record::Topic { topic, .. } => format!("topic {topic}"),
+                Record::Counters {
+                    next_user,
+                    next_msg,
+                } => format!("counters {next_user} {next_msg}"),
+                other => format!("{other:?}"),
+            }),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        records,
+        [
+            "account alice fake$sekrit-pw",
+            "joined 1",
+            "room #new",
+            "joined 2",
+            "message hi",
+            "topic t",
+            "left 2",
+            "counters 2 3",
+        ]
     );
 }
 
