@@ -55,39 +55,7 @@ fn server() -> TestServer {
 /// lines and `OK users N`, `OK join #lobby` and its replies.
 #[track_caller]
 fn read_entry(c: &mut Client, keyword: &str, name: &str) -> Login {
-    let ok = c.line();
-    let id = match split_server_line(&ok) {
-        ("OK", args) if args.len() == 3 && args[0] == keyword && args[1] == name => args[2]
-            .parse::<u64>()
-            .unwrap_or_else(|e| c.fail(&format!("bad user id in {ok:?}: {e}"))),
-        _ => c.fail(&format!("wanted `OK {keyword} {name} ID`, got {ok:?}")),
-    };
-    let mut users = Vec::new();
-    let count = loop {
-        let line = c.line();
-        match split_server_line(&line) {
-            ("USERS", args) if args.len() == 1 => {
-                users.extend(args[0].split(' ').map(str::to_string))
-            }
-            ("OK", args) if args.len() == 2 && args[0] == "users" => {
-                break args[1]
-                    .parse::<usize>()
-                    .unwrap_or_else(|e| c.fail(&format!("bad count in {line:?}: {e}")));
-            }
-            _ => c.fail(&format!("wanted USERS or `OK users N`, got {line:?}")),
-        }
-    };
-    if count != users.len() {
-        c.fail(&format!("`OK users {count}` after {} names", users.len()));
-    }
-    c.expect_next("OK join #lobby");
-    let (members, history) = c.join_replies_after_ok("#lobby");
-    Login {
-        id,
-        users,
-        members,
-        history,
-    }
+    c.entry_replies(keyword, name)
 }
 
 /// `/register NAME PASSWORD` and its replies up to the lobby's history.

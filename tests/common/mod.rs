@@ -485,12 +485,19 @@ impl Client {
     /// lines. Assumes the default lobby `#lobby`.
     #[track_caller]
     pub fn login_replies(&mut self, name: &str) -> Login {
+        self.entry_replies("login", name)
+    }
+
+    /// Like [`Client::login_replies`] for `OK KEYWORD NAME ID` (`login` or
+    /// `register`).
+    #[track_caller]
+    pub fn entry_replies(&mut self, keyword: &str, name: &str) -> Login {
         let ok = self.line();
         let id = match split_server_line(&ok) {
-            ("OK", args) if args.len() == 3 && args[0] == "login" && args[1] == name => args[2]
+            ("OK", args) if args.len() == 3 && args[0] == keyword && args[1] == name => args[2]
                 .parse::<u64>()
                 .unwrap_or_else(|e| self.fail(&format!("bad user id in {ok:?}: {e}"))),
-            _ => self.fail(&format!("wanted `OK login {name} ID`, got {ok:?}")),
+            _ => self.fail(&format!("wanted `OK {keyword} {name} ID`, got {ok:?}")),
         };
         let mut users = Vec::new();
         let count = loop {
