@@ -1,0 +1,381 @@
+//! Rooms and messages: finding, creating, joining and leaving rooms, saying
+//! things, direct messages, history replay.
+
+use super::*;
+
+impl Chat {
+    /// Looks a room up by name (any case).
+    pub(super) fn find_room(&self, name: &str) -> Result<RoomId, Error> {
+        if !is_room_name(name) {
+            return Err(Error::new(ErrorCode::BadName).about(name));
+        }
+        self.room_names
+            .get(&name.to_ascii_lowercase())
+            .copied()
+            .ok_or_else(|| Error::new(ErrorCode::NoSuchRoom).about(name))
+    }
+
+    /// Looks up a room the user is in.
+    pub(super) fn find_joined(&self, user: UserId, name: &str) -> Result<RoomId, Error> {
+        let id = self.find_room(name)?;
+        if !self.rooms[&id].members.contains(&user) {
+            return Err(Error::new(ErrorCode::NotInRoom).about(self.rooms[&id].name.clone()));
+        }
+        Ok(id)
+    }
+
+    pub(super) fn check_can_create(&self) -> Result<(), Error> {
+        if self.rooms.len() >= self.config.max_rooms {
+            return Err(Error::new(ErrorCode::TooManyRooms)
+                .text("the server holds as many rooms as it may"));
+        }
+        Ok(())
+    }
+
+    pub(super) fn check_can_join(&self, user: UserId) -> Result<(), Error> {
+        if self.users[&user].rooms.len() >= self.config.max_rooms_per_user {
+            return Err(Error::new(ErrorCode::TooManyRooms).text(format!(
+                "you are in {} rooms, the most allowed",
+                self.config.max_rooms_per_user
+            )));
+        }
+        Ok(())
+    }
+
+    /// Creates a room (the name was checked and is free).
+    pub(super) fn create_room(
+        &mut self,
+        name: &str,
+        now: Timestamp,
+        out: &mut Vec<Action>,
+    ) -> RoomId {
+        let id = RoomId(self.next_room);
+        self.next_room += 1;
+        let name: Arc<str> = name.into();
+        let topic: Arc<str> = "".into();
+        self.room_names.insert(name.to_ascii_lowercase(), id);
+        out.push(Action::Store(Record::Room {
+            id,
+            name: name.clone(),
+            topic: topic.clone(),
+            created: now,
+        }));
+        self.rooms.insert(
+            id,
+            Room {
+                name,
+                topic,
+                members: BTreeSet::new(),
+                history: VecDeque::new(),
+            },
+        );
+        id
+    }
+
+    /// Puts the user in a room (telling the others), makes it current and sends
+    /// the join replies. Joining a room again only repeats the replies.
+    pub(super) fn join_room(
+        &mut self,
+        user: UserId,
+        id: RoomId,
+        out: &mut Vec<Action>,
+    ) -> Result<(), Error> {
+        let room = &self.rooms[&id];
+        let u = &self.users[&user];
+        let (conn, name, room_name) = (u.conn, u.name.clone(), room.name.clone());
+        if !room.members.contains(&user) {
+            self.check_can_join(user)?;
+            let others: Vec<ConnId> = self.member_conns(id, Some(user));
+            if !others.is_empty() {
+                out.push(Action::Fanout {
+                    to: others,
+                    event: Event::Join {
+                        room: room_name.clone(),
+                        name,
+                    },
+                });
+            }
+            if let Some(room) = self.rooms.get_mut(&id) {
+                room.members.insert(user);
+            }
+            let account = self.users.get_mut(&user).and_then(|u| {
+                u.rooms.push(id);
+                u.registered.then(|| u.name.to_ascii_lowercase())
+            });
+            if let Some(key) = account {
+                self.remember_room(&key, id, true, out);
+            }
+        }
+        if let Some(u) = self.users.get_mut(&user) {
+            u.current = Some(id);
+        }
+        send(
+            out,
+            conn,
+            Event::Ok(OkReply::Join {
+                room: room_name.clone(),
+            }),
+        );
+        let names = self.rooms[&id]
+            .members
+            .iter()
+            .filter_map(|m| self.users.get(m))
+            .map(|m| m.name.clone())
+            .collect();
+        send(
+            out,
+            conn,
+            Event::Members {
+                room: room_name,
+                names,
+            },
+        );
+        self.replay(conn, id, self.config.join_history, out);
+        Ok(())
+    }
+
+    /// Takes the user out of a room, telling the others, and picks the most
+    /// recently joined remaining room as current if this one was.
+    pub(super) fn leave_room(
+        &mut self,
+        user: UserId,
+        id: RoomId,
+        reason: Option<Arc<str>>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(room) = self.rooms.get_mut(&id) else {
+            return;
+        };
+        room.members.remove(&user);
+        let room_name = room.name.clone();
+        let Some(u) = self.users.get_mut(&user) else {
+            return;
+        };
+        u.rooms.retain(|r| *r != id);
+        let account = u.registered.then(|| u.name.to_ascii_lowercase());
+        if u.current == Some(id) {
+            u.current = u.rooms.last().copied();
+        }
+        let (conn, name) = (u.conn, u.name.clone());
+        let others = self.member_conns(id, None);
+        if !others.is_empty() {
+            out.push(Action::Fanout {
+                to: others,
+                event: Event::Leave {
+                    room: room_name.clone(),
+                    name,
+                    reason,
+                },
+            });
+        }
+        send(out, conn, Event::Ok(OkReply::Leave { room: room_name }));
+        if let Some(key) = account {
+            self.remember_room(&key, id, false, out);
+        }
+    }
+
+    /// Keeps an account's room list (and the store) in step with a join or
+    /// an explicit leave.
+    pub(super) fn remember_room(
+        &mut self,
+        key: &str,
+        room: RoomId,
+        joined: bool,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(account) = self.accounts.get_mut(key) else {
+            return;
+        };
+        let user = account.id;
+        let known = account.rooms.contains(&room);
+        if joined && !known {
+            account.rooms.push(room);
+            out.push(Action::Store(Record::Joined { user, room }));
+        } else if !joined && known {
+            account.rooms.retain(|r| *r != room);
+            out.push(Action::Store(Record::Left { user, room }));
+        }
+    }
+
+    /// Logs a user out of everything; everyone who shared a room hears
+    /// `OFFLINE` once.
+    pub(super) fn remove_user(
+        &mut self,
+        user: UserId,
+        reason: Option<Arc<str>>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(u) = self.users.remove(&user) else {
+            return;
+        };
+        self.user_names.remove(&u.name.to_ascii_lowercase());
+        let mut peers = Vec::new();
+        for id in &u.rooms {
+            if let Some(room) = self.rooms.get_mut(id) {
+                room.members.remove(&user);
+                peers.extend(
+                    room.members
+                        .iter()
+                        .filter_map(|m| self.users.get(m))
+                        .map(|m| m.conn),
+                );
+            }
+        }
+        peers.sort_unstable();
+        peers.dedup();
+        if !peers.is_empty() {
+            out.push(Action::Fanout {
+                to: peers,
+                event: Event::Offline {
+                    name: u.name,
+                    reason,
+                },
+            });
+        }
+    }
+
+    /// Says `text` in a room: stored in its history, delivered to every member.
+    pub(super) fn say(
+        &mut self,
+        user: UserId,
+        id: RoomId,
+        text: String,
+        now: Timestamp,
+        out: &mut Vec<Action>,
+    ) {
+        let msg = Arc::new(Message {
+            id: self.next_msg_id(),
+            sender: user,
+            sender_name: self.users[&user].name.clone(),
+            room: id,
+            at: now,
+            text: text.into(),
+        });
+        let to = self.member_conns(id, None);
+        let Some(room) = self.rooms.get_mut(&id) else {
+            return;
+        };
+        if self.config.history_len > 0 {
+            if room.history.len() >= self.config.history_len {
+                room.history.pop_front();
+            }
+            room.history.push_back(msg.clone());
+        }
+        out.push(Action::Store(Record::Message(msg.clone())));
+        out.push(Action::Fanout {
+            to,
+            event: Event::Msg {
+                room: room.name.clone(),
+                msg,
+            },
+        });
+    }
+
+    /// A direct message to whoever is online under `to`, or kept for an
+    /// offline account until it logs in.
+    pub(super) fn direct(
+        &mut self,
+        user: UserId,
+        to: &str,
+        text: String,
+        now: Timestamp,
+        out: &mut Vec<Action>,
+    ) -> Result<(), Error> {
+        if !is_user_name(to) {
+            return Err(Error::new(ErrorCode::BadName).about(to));
+        }
+        let key = to.to_ascii_lowercase();
+        let online = self.user_names.get(&key).and_then(|id| self.users.get(id));
+        let (target_id, target_name, target_conn) = match (online, self.accounts.get(&key)) {
+            (Some(target), _) => (
+                self.user_names[&key],
+                target.name.clone(),
+                Some(target.conn),
+            ),
+            (None, Some(account)) if account.inbox.len() >= self.config.inbox_limit => {
+                return Err(Error::new(ErrorCode::MailboxFull).about(account.name.clone()));
+            }
+            (None, Some(account)) => (account.id, account.name.clone(), None),
+            (None, None) => return Err(Error::new(ErrorCode::NoSuchUser).about(to)),
+        };
+        let sender = &self.users[&user];
+        let (from, sender_conn) = (sender.name.clone(), sender.conn);
+        let (id, text): (MsgId, Arc<str>) = (self.next_msg_id(), text.into());
+        out.push(Action::Store(Record::Dm {
+            id,
+            from: user,
+            from_name: from.clone(),
+            to: target_id,
+            at: now,
+            text: text.clone(),
+            pending: target_conn.is_none(),
+        }));
+        if target_conn.is_none()
+            && let Some(account) = self.accounts.get_mut(&key)
+        {
+            account.inbox.push_back(StoredDirect {
+                id,
+                from: from.clone(),
+                at: now,
+                text: text.clone(),
+            });
+        }
+        let mut recipients: Vec<ConnId> = target_conn.into_iter().collect();
+        if target_conn != Some(sender_conn) {
+            recipients.push(sender_conn);
+        }
+        let event = Event::Dm {
+            from,
+            to: target_name,
+            id,
+            at: now,
+            text,
+        };
+        out.push(Action::Fanout {
+            to: recipients,
+            event,
+        });
+        Ok(())
+    }
+
+    /// Sends `HISTORY ROOM COUNT` and the last `count` messages, oldest first.
+    pub(super) fn replay(&self, conn: ConnId, id: RoomId, count: usize, out: &mut Vec<Action>) {
+        let room = &self.rooms[&id];
+        let skip = room.history.len().saturating_sub(count);
+        send(
+            out,
+            conn,
+            Event::History {
+                room: room.name.clone(),
+                count: room.history.len() - skip,
+            },
+        );
+        for msg in room.history.iter().skip(skip) {
+            send(
+                out,
+                conn,
+                Event::Msg {
+                    room: room.name.clone(),
+                    msg: msg.clone(),
+                },
+            );
+        }
+    }
+
+    /// The connections of a room's members, but `except`.
+    pub(super) fn member_conns(&self, id: RoomId, except: Option<UserId>) -> Vec<ConnId> {
+        self.rooms[&id]
+            .members
+            .iter()
+            .filter(|m| Some(**m) != except)
+            .filter_map(|m| self.users.get(m))
+            .map(|m| m.conn)
+            .collect()
+    }
+
+    pub(super) fn next_msg_id(&mut self) -> MsgId {
+        let id = MsgId(self.next_msg);
+        self.next_msg += 1;
+        id
+    }
+}
