@@ -37,6 +37,42 @@ pub enum SyncMode {
     Full,
 }
 
+/// A per-connection command rate (`--rate 10/20`): a token bucket that
+/// refills `per_sec` lines a second and holds at most `burst`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Lines per second, sustained.
+    pub per_sec: u32,
+    /// Lines accepted at once after a quiet spell.
+    pub burst: u32,
+}
+
+impl std::str::FromStr for Rate {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("{s:?}: expected LINES/BURST such as 10/20, or off");
+        let (per_sec, burst) = s.split_once('/').ok_or_else(bad)?;
+        let rate = Rate {
+            per_sec: per_sec.trim().parse().map_err(|_| bad())?,
+            burst: burst.trim().parse().map_err(|_| bad())?,
+        };
+        if rate.per_sec == 0 || rate.burst == 0 {
+            return Err(bad());
+        }
+        Ok(rate)
+    }
+}
+
+/// `--rate`: a [`Rate`] or `off`.
+fn parse_rate(s: &str) -> Result<Option<Rate>, String> {
+    if s.eq_ignore_ascii_case("off") {
+        Ok(None)
+    } else {
+        s.parse().map(Some)
+    }
+}
+
 /// What the pure state machine needs to know.
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
@@ -97,6 +133,18 @@ pub struct ServerConfig {
     pub argon2_memory_kib: u32,
     /// argon2id passes.
     pub argon2_iterations: u32,
+    /// Command rate per connection (`None`: unlimited).
+    pub rate: Option<Rate>,
+    /// Connections at once (0: no limit).
+    pub max_clients: usize,
+    /// Connections at once from one address (0: no limit).
+    pub max_per_ip: usize,
+    /// How long a connection may stay without logging in (`None`: forever).
+    pub login_timeout: Option<Duration>,
+    /// TCP keepalive idle time for client sockets (`None`: off).
+    pub tcp_keepalive: Option<Duration>,
+    /// How often to log a stats line (`None`: never).
+    pub stats_interval: Option<Duration>,
     /// The state machine's settings.
     pub core: CoreConfig,
 }
@@ -113,6 +161,15 @@ impl Default for ServerConfig {
             auth_threads: 2,
             argon2_memory_kib: 19 * 1024,
             argon2_iterations: 2,
+            rate: Some(Rate {
+                per_sec: 10,
+                burst: 20,
+            }),
+            max_clients: 10_000,
+            max_per_ip: 100,
+            login_timeout: Some(Duration::from_secs(60)),
+            tcp_keepalive: Some(Duration::from_secs(60)),
+            stats_interval: None,
             core: CoreConfig::default(),
         }
     }
@@ -153,6 +210,33 @@ pub struct Args {
     /// Threads that hash and check passwords (off the event loop).
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub auth_threads: usize,
+
+    /// Lines per second per connection, with a burst: `10/20`, or `off`.
+    /// Lines over it are not dropped: the connection is read more slowly.
+    // Spelled out so clap does not treat the field as an optional flag.
+    #[arg(long, value_name = "LINES/BURST|off", default_value = "10/20", value_parser = parse_rate)]
+    pub rate: std::option::Option<Rate>,
+
+    /// Connections at once (0: no limit).
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub max_clients: usize,
+
+    /// Connections at once from one IP address (0: no limit).
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub max_per_ip: usize,
+
+    /// Seconds a connection may stay without logging in (0: no limit).
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub login_timeout: u64,
+
+    /// Seconds of silence before TCP keepalive probes a client (0: off);
+    /// a vanished peer is dropped about a minute after that.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub tcp_keepalive: u64,
+
+    /// Seconds between stats lines in the log (0: none).
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub stats_interval: u64,
 
     /// Log level: error, warn, info, debug or trace.
     #[arg(long, value_name = "LEVEL", default_value = "info")]
@@ -201,6 +285,12 @@ impl Args {
             db: self.db.clone(),
             sync: self.sync,
             auth_threads: self.auth_threads,
+            rate: self.rate,
+            max_clients: self.max_clients,
+            max_per_ip: self.max_per_ip,
+            login_timeout: secs(self.login_timeout),
+            tcp_keepalive: secs(self.tcp_keepalive),
+            stats_interval: secs(self.stats_interval),
             core: CoreConfig {
                 server_name: self.name.clone(),
                 lobby,
@@ -210,6 +300,11 @@ impl Args {
             ..ServerConfig::default()
         })
     }
+}
+
+/// Seconds as a duration, 0 meaning none.
+fn secs(n: u64) -> Option<Duration> {
+    (n > 0).then(|| Duration::from_secs(n))
 }
 
 /// A user name: 1–32 of `A-Z a-z 0-9 _ -`, starting with a letter.
@@ -255,6 +350,36 @@ mod tests {
         assert!(!is_room_name("lobby"));
         assert!(!is_room_name("##x"));
         assert!(!is_room_name(&format!("#{}", "r".repeat(33))));
+    }
+
+    #[test]
+    fn rate_flag() {
+        assert_eq!(
+            Args::parse_from(["chatd"]).rate,
+            Some(Rate {
+                per_sec: 10,
+                burst: 20
+            })
+        );
+        assert_eq!(Args::parse_from(["chatd", "--rate", "off"]).rate, None);
+        assert_eq!(
+            Args::parse_from(["chatd", "--rate", "5/7"]).rate,
+            Some(Rate {
+                per_sec: 5,
+                burst: 7
+            })
+        );
+        for bad in ["5", "0/3", "3/0", "x/y", "5/"] {
+            assert!(
+                Args::try_parse_from(["chatd", "--rate", bad]).is_err(),
+                "{bad}"
+            );
+        }
+        let config = Args::parse_from(["chatd", "--login-timeout", "0", "--stats-interval", "30"])
+            .to_config()
+            .unwrap();
+        assert_eq!(config.login_timeout, None);
+        assert_eq!(config.stats_interval, Some(Duration::from_secs(30)));
     }
 
     #[test]

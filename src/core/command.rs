@@ -90,6 +90,8 @@ pub enum Command {
     },
     /// Who am I?
     Whoami,
+    /// The server's counters.
+    Stats,
     /// A round trip.
     Ping {
         /// Echoed in `PONG`.

@@ -38,6 +38,12 @@ pub enum Action {
         /// What to do.
         request: AuthRequest,
     },
+    /// Answer `conn` with the server's counters (the reactor adds its own to
+    /// the core's [`crate::core::Counts`] and sends [`Event::Stats`]).
+    Stats {
+        /// Who asked.
+        conn: ConnId,
+    },
     /// Close the connection once its queue is flushed. The core has already
     /// forgotten it.
     Close {
@@ -128,6 +134,8 @@ pub enum OkReply {
     },
     /// End of `/help`.
     Help,
+    /// End of `/stats`.
+    Stats,
 }
 
 /// Something the server tells a client.
@@ -253,6 +261,11 @@ pub enum Event {
     Help {
         /// The text.
         line: &'static str,
+    },
+    /// Named counters, in order (the answer to `/stats`).
+    Stats {
+        /// Name and value of each counter.
+        counters: Vec<(String, u64)>,
     },
     /// Goodbye; the connection closes next.
     Bye {

@@ -11,7 +11,7 @@ mod event;
 mod model;
 mod record;
 
-pub use chat::Chat;
+pub use chat::{Chat, Counts};
 pub use command::Command;
 pub use event::{Action, AuthOutcome, AuthRequest, Error, ErrorCode, Event, OkReply};
 pub use model::{ConnId, Message, MsgId, RoomId, Secret, Timestamp, UserId};

@@ -327,7 +327,7 @@ proptest! {
                 let to: &[ConnId] = match action {
                     Action::Send { to, .. } => std::slice::from_ref(to),
                     Action::Fanout { to, .. } => to,
-                    Action::Close { conn } | Action::Auth { conn, .. } => std::slice::from_ref(conn),
+                    Action::Close { conn } | Action::Auth { conn, .. } | Action::Stats { conn } => std::slice::from_ref(conn),
                     Action::Store(_) => &[],
                 };
                 for conn in to {

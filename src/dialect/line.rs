@@ -88,6 +88,7 @@ pub fn parse(line: &str) -> Result<Command, Error> {
             },
         },
         "whoami" => no_args(rest, Command::Whoami).ok_or_else(|| usage("usage: /whoami"))?,
+        "stats" => no_args(rest, Command::Stats).ok_or_else(|| usage("usage: /stats"))?,
         "help" => Command::Help,
         "history" => {
             let bad = || usage("usage: /history ROOM [N]");
@@ -144,6 +145,7 @@ fn render_to(event: &Event, out: &mut Vec<u8>) -> std::io::Result<()> {
             OkReply::Users { count } => writeln!(out, "OK users {count}"),
             OkReply::Rooms { count } => writeln!(out, "OK rooms {count}"),
             OkReply::Help => writeln!(out, "OK help"),
+            OkReply::Stats => writeln!(out, "OK stats"),
         },
         Event::Members { room, names } => {
             let head = format!("MEMBERS {room} :");
@@ -206,6 +208,12 @@ fn render_to(event: &Event, out: &mut Vec<u8>) -> std::io::Result<()> {
         Event::Pong { token: Some(t) } => writeln!(out, "PONG :{t}"),
         Event::Help { line } => writeln!(out, "HELP :{line}"),
         Event::Bye { reason } => writeln!(out, "BYE :{reason}"),
+        Event::Stats { counters } => {
+            for (name, value) in counters {
+                writeln!(out, "STATS {name} {value}")?;
+            }
+            Ok(())
+        }
         Event::Error(Error { code, arg, text }) => match arg {
             Some(arg) if is_word(arg) => writeln!(out, "ERR {code} {arg} :{text}"),
             _ => writeln!(out, "ERR {code} :{text}"),
@@ -252,7 +260,12 @@ pub fn render_actions(actions: &[Action]) -> Vec<(ConnId, String)> {
         let (to, event) = match action {
             Action::Send { to, event } => (std::slice::from_ref(to), event),
             Action::Fanout { to, event } => (to.as_slice(), event),
-            Action::Close { .. } | Action::Store(_) | Action::Auth { .. } => continue,
+            Action::Close { .. }
+            | Action::Store(_)
+            | Action::Auth { .. }
+            | Action::Stats { .. } => {
+                continue;
+            }
         };
         buf.clear();
         render(event, &mut buf);

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use mio::net::TcpStream;
 
 use super::queue::WriteQueue;
+use super::rate::Bucket;
 use crate::config::MAX_LINE;
 use crate::core::ConnId;
 use crate::dialect::Dialect;
@@ -31,10 +32,25 @@ pub(crate) struct Connection {
     pub(crate) dirty: bool,
     /// Listed to be read once the database works again.
     pub(crate) read_paused: bool,
+    /// Flood control (`None`: `--rate off`).
+    pub(crate) bucket: Option<Bucket>,
+    /// Input read but not handled yet because the bucket ran dry (at most
+    /// one read's worth); handled before the socket is read again.
+    pub(crate) held: Vec<u8>,
+    /// Not read until its resume timer fires.
+    pub(crate) lagged: bool,
+    /// Why it is being closed, for the log and the stats.
+    pub(crate) close_reason: &'static str,
 }
 
 impl Connection {
-    pub(crate) fn new(socket: TcpStream, id: ConnId, addr: SocketAddr, dialect: Dialect) -> Self {
+    pub(crate) fn new(
+        socket: TcpStream,
+        id: ConnId,
+        addr: SocketAddr,
+        dialect: Dialect,
+        bucket: Option<Bucket>,
+    ) -> Self {
         Connection {
             socket,
             id,
@@ -46,6 +62,10 @@ impl Connection {
             wants_writable: false,
             dirty: false,
             read_paused: false,
+            bucket,
+            held: Vec::new(),
+            lagged: false,
+            close_reason: "closed",
         }
     }
 }

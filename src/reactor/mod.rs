@@ -11,12 +11,18 @@
 //! low half, so lookups cost nothing and a reused slot never gets events meant
 //! for the connection that held it before.
 
+mod accept;
 mod conn;
+mod input;
+mod output;
 mod queue;
+mod rate;
+mod stats;
 mod timers;
 
+use std::collections::HashMap;
 use std::io::{self, Read};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,6 +40,7 @@ use crate::core::{Action, Chat, ConnId, Event, Record, Timestamp};
 use crate::dialect::Dialect;
 use crate::store::{Store, StoreError};
 use conn::Connection;
+use stats::Stats;
 use timers::{Timer, Timers};
 
 /// Token of the waker a [`ServerHandle`] uses.
@@ -52,8 +59,11 @@ const COMMIT_RETRY_MAX: Duration = Duration::from_secs(1);
 /// How long to stop accepting after running out of file descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// What sits in a slab slot.
+/// What sits in a slab slot. Nearly every slot holds a connection, so it is
+/// stored inline: boxing it would add an allocation and a pointer chase per
+/// connection to save space only in the few listener slots.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 enum Entry {
     Listener(TcpListener, Dialect),
     Conn(Connection),
@@ -156,6 +166,10 @@ pub struct Server {
     store_retry: Option<(Instant, Duration)>,
     /// Connections whose input waits for the database to work again.
     paused: Vec<usize>,
+    /// Live connections by address, for `--max-per-ip`.
+    per_ip: HashMap<IpAddr, usize>,
+    /// Counters for `/stats` and the stats log line.
+    stats: Stats,
 }
 
 impl Server {
@@ -229,6 +243,8 @@ impl Server {
             auth,
             store_retry: None,
             paused: Vec::new(),
+            per_ip: HashMap::new(),
+            stats: Stats::new(Instant::now()),
         })
     }
 
@@ -264,6 +280,9 @@ impl Server {
     /// shutdown grace period is over.
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
+        if let Some(every) = self.config.stats_interval {
+            self.timers.add(Instant::now() + every, Timer::StatsLog);
+        }
         loop {
             let timeout = if self.read_again.is_empty() {
                 self.timers.next_in(Instant::now())
@@ -341,366 +360,6 @@ impl Server {
         }
     }
 
-    /// Accepts connections on listener `key` until it would block.
-    fn accept(&mut self, key: usize) {
-        if self.accept_paused || self.shutdown_deadline.is_some() {
-            return;
-        }
-        for _ in 0..ACCEPTS_PER_TURN {
-            let Some(Entry::Listener(listener, dialect)) = self.slab.get(key) else {
-                return;
-            };
-            let dialect = *dialect;
-            match listener.accept() {
-                Ok((socket, addr)) => self.add_conn(socket, addr, dialect),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if is_resource_exhaustion(&e) => {
-                    warn!("accept failed: {e}; pausing accepts for {ACCEPT_BACKOFF:?}");
-                    self.accept_paused = true;
-                    self.timers
-                        .add(Instant::now() + ACCEPT_BACKOFF, Timer::ResumeAccept);
-                    return;
-                }
-                Err(e) => debug!("accept failed: {e}"),
-            }
-        }
-        // More may be waiting; readiness is edge-triggered, so come back soon.
-        self.read_again.push(key);
-    }
-
-    /// Registers a new connection and tells the core.
-    fn add_conn(&mut self, mut socket: TcpStream, addr: SocketAddr, dialect: Dialect) {
-        let entry = self.slab.vacant_entry();
-        let key = entry.key();
-        if key > u32::MAX as usize {
-            warn!("refusing {addr}: too many connections");
-            return;
-        }
-        if let Err(e) = socket.set_nodelay(true) {
-            debug!("set_nodelay for {addr}: {e}");
-        }
-        if let Err(e) = self
-            .poll
-            .registry()
-            .register(&mut socket, Token(key), Interest::READABLE)
-        {
-            warn!("cannot register {addr}: {e}");
-            return;
-        }
-        self.seq += 1;
-        let id = ConnId((self.seq << 32) | key as u64);
-        entry.insert(Entry::Conn(Connection::new(socket, id, addr, dialect)));
-        self.conns += 1;
-        info!(
-            "conn {} connected from {addr} ({})",
-            self.seq,
-            dialect.name()
-        );
-        self.chat
-            .connect_into(id, addr.ip(), wall_now(), &mut self.actions);
-        self.apply_actions();
-    }
-
-    /// Reads connection `key` until it would block (or its turn is over),
-    /// handing each complete line to the core.
-    fn read_conn(&mut self, key: usize) {
-        if matches!(self.slab.get(key), Some(Entry::Listener(..))) {
-            return self.accept(key);
-        }
-        if self.store_retry.is_some() {
-            // The database is failing: take no new input until it works.
-            if let Some(Entry::Conn(c)) = self.slab.get_mut(key)
-                && !c.read_paused
-            {
-                c.read_paused = true;
-                self.paused.push(key);
-            }
-            return;
-        }
-        for _ in 0..READS_PER_TURN {
-            let Some(Entry::Conn(c)) = self.slab.get_mut(key) else {
-                return;
-            };
-            match c.socket.read(&mut self.scratch) {
-                Ok(0) => return self.peer_closed(key),
-                Ok(n) if c.closing => {
-                    debug!("conn {}: {n} bytes after close ignored", c.id.0 >> 32)
-                }
-                Ok(n) => {
-                    let (id, dialect) = (c.id, c.dialect);
-                    let (chat, actions) = (&mut self.chat, &mut self.actions);
-                    let now = wall_now();
-                    c.framer.feed(&self.scratch[..n], |frame| {
-                        match dialect.parse(frame) {
-                            Ok(cmd) => {
-                                let before = actions.len();
-                                chat.handle_into(id, cmd, now, actions);
-                                if actions[before..]
-                                    .iter()
-                                    .any(|a| matches!(a, Action::Close { conn } if *conn == id))
-                                {
-                                    return ControlFlow::Break(());
-                                }
-                            }
-                            Err(e) => actions.push(Action::Send {
-                                to: id,
-                                event: Event::Error(e),
-                            }),
-                        }
-                        ControlFlow::Continue(())
-                    });
-                    self.apply_actions();
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return self.drop_conn(key, &describe(&e)),
-            }
-        }
-        self.read_again.push(key);
-    }
-
-    /// The peer closed its side: its user goes offline at once, and what is
-    /// still queued for it is flushed before the socket closes (so
-    /// `printf '...' | nc -N` gets every reply).
-    fn peer_closed(&mut self, key: usize) {
-        let Some(Entry::Conn(c)) = self.slab.get_mut(key) else {
-            return;
-        };
-        let id = c.id;
-        if c.closing {
-            if c.queue.is_empty() {
-                self.remove_conn(key, "closed by peer");
-            }
-            return;
-        }
-        // The core answers with a close now, or once a password check and
-        // the lines held behind it are done.
-        self.chat
-            .input_ended_into(id, "connection closed", wall_now(), &mut self.actions);
-        self.apply_actions();
-    }
-
-    /// Drops a connection now, without flushing, and tells the core.
-    fn drop_conn(&mut self, key: usize, reason: &str) {
-        if let Some(Entry::Conn(c)) = self.slab.get(key) {
-            let id = c.id;
-            self.chat
-                .disconnect_into(id, reason, wall_now(), &mut self.actions);
-            self.remove_conn(key, reason);
-        }
-    }
-
-    /// Takes a connection out of the slab and the poll. The core must already
-    /// know (or never have known) it is gone.
-    fn remove_conn(&mut self, key: usize, reason: &str) {
-        if !matches!(self.slab.get(key), Some(Entry::Conn(_))) {
-            return;
-        }
-        if let Entry::Conn(mut c) = self.slab.remove(key) {
-            if let Err(e) = self.poll.registry().deregister(&mut c.socket) {
-                debug!("deregister: {e}");
-            }
-            self.conns -= 1;
-            info!(
-                "conn {} from {} disconnected: {reason}",
-                c.id.0 >> 32,
-                c.addr
-            );
-        }
-    }
-
-    /// Puts the core's actions onto write queues. Connections that go over
-    /// their sendq are dropped afterwards, which may cause more actions.
-    fn apply_actions(&mut self) {
-        while !self.actions.is_empty() {
-            let mut actions = std::mem::take(&mut self.actions);
-            for action in actions.drain(..) {
-                self.apply(action);
-            }
-            // Keep the allocation for the next batch.
-            if self.actions.is_empty() {
-                self.actions = actions;
-            }
-            for id in std::mem::take(&mut self.overflow) {
-                if let Some((key, _)) = conn_mut(&mut self.slab, id) {
-                    warn!("conn {} dropped: sendq exceeded", id.0 >> 32);
-                    self.drop_conn(key, "sendq exceeded");
-                }
-            }
-        }
-    }
-
-    fn apply(&mut self, action: Action) {
-        let sendq = self.config.sendq;
-        match action {
-            Action::Send { to, event } => {
-                let Some((key, c)) = conn_mut(&mut self.slab, to) else {
-                    return;
-                };
-                if let Event::Error(e) = &event {
-                    debug!("conn {}: ERR {} {}", to.0 >> 32, e.code, e.text);
-                }
-                let dialect = c.dialect;
-                c.queue.render_with(|buf| dialect.render(&event, buf));
-                let over = c.queue.len() > sendq;
-                self.queued(key, over);
-            }
-            Action::Fanout { to, event } => {
-                let mut rendered: [Option<Arc<[u8]>>; Dialect::ALL.len()] = Default::default();
-                for id in to {
-                    let Some((key, c)) = conn_mut(&mut self.slab, id) else {
-                        continue;
-                    };
-                    let dialect = c.dialect;
-                    let bytes = rendered[dialect.index()].get_or_insert_with(|| {
-                        let mut buf = Vec::new();
-                        dialect.render(&event, &mut buf);
-                        buf.into()
-                    });
-                    c.queue.push_shared(bytes.clone());
-                    let over = c.queue.len() > sendq;
-                    self.queued(key, over);
-                }
-            }
-            Action::Store(record) => self.records.push(record),
-            Action::Auth { conn, request } => self.auth.submit(conn, request),
-            Action::Close { conn } => {
-                let grace = self.config.close_grace;
-                let Some((key, c)) = conn_mut(&mut self.slab, conn) else {
-                    return;
-                };
-                c.closing = true;
-                mark_dirty(&mut self.dirty, key, c);
-                self.timers
-                    .add(Instant::now() + grace, Timer::CloseDeadline(conn));
-            }
-        }
-    }
-
-    /// Bytes were queued on `key`: flush it this iteration, or drop it if
-    /// it is over its sendq.
-    fn queued(&mut self, key: usize, over: bool) {
-        if let Some(Entry::Conn(c)) = self.slab.get_mut(key) {
-            mark_dirty(&mut self.dirty, key, c);
-            if over && !self.overflow.contains(&c.id) {
-                self.overflow.push(c.id);
-            }
-        }
-    }
-
-    /// Writes every queue touched this iteration; registers for writable
-    /// only those that could not be emptied.
-    fn flush_dirty(&mut self) {
-        // Durable first: nothing a client receives can be lost by a crash.
-        if !self.commit() {
-            return;
-        }
-        for key in std::mem::take(&mut self.dirty) {
-            let Some(Entry::Conn(c)) = self.slab.get_mut(key) else {
-                continue;
-            };
-            c.dirty = false;
-            match c.queue.write_to(&mut c.socket) {
-                Ok(true) if c.closing => {
-                    // Drain what the peer sent, so closing sends FIN, not RST.
-                    let _ = drain_input(&mut c.socket, &mut self.scratch);
-                    self.remove_conn(key, "closed");
-                }
-                Ok(drained) => {
-                    if drained == c.wants_writable {
-                        let interest = if drained {
-                            Interest::READABLE
-                        } else {
-                            Interest::READABLE | Interest::WRITABLE
-                        };
-                        c.wants_writable = !drained;
-                        if let Err(e) =
-                            self.poll
-                                .registry()
-                                .reregister(&mut c.socket, Token(key), interest)
-                        {
-                            let reason = describe(&e);
-                            self.drop_conn(key, &reason);
-                        }
-                    }
-                }
-                Err(e) => {
-                    let reason = describe(&e);
-                    self.drop_conn(key, &reason);
-                }
-            }
-        }
-        // Dropping connections may have produced events for others.
-        if !self.actions.is_empty() {
-            self.apply_actions();
-            self.flush_dirty();
-        }
-    }
-
-    /// Commits this iteration's records in one transaction; true once
-    /// everything is durable and the sockets may be written.
-    ///
-    /// A failed commit keeps its records and is retried with a growing
-    /// back-off; until one succeeds nothing is delivered and no input is read,
-    /// so no client ever sees what a crash could lose, and memory stays bounded.
-    fn commit(&mut self) -> bool {
-        if self.records.is_empty() {
-            return true;
-        }
-        let now = Instant::now();
-        if self.store_retry.is_some_and(|(at, _)| now < at) {
-            return false;
-        }
-        match self.store.commit(&self.records) {
-            Ok(()) => {
-                let took = now.elapsed();
-                if took > Duration::from_millis(50) {
-                    warn!(
-                        "database commit of {} records took {took:?}",
-                        self.records.len()
-                    );
-                }
-                if self.store_retry.take().is_some() {
-                    info!("database commit works again: delivering and reading resume");
-                    for key in std::mem::take(&mut self.paused) {
-                        if let Some(Entry::Conn(c)) = self.slab.get_mut(key) {
-                            c.read_paused = false;
-                            self.read_again.push(key);
-                        }
-                    }
-                }
-                self.records.clear();
-                true
-            }
-            Err(e) => {
-                let backoff = self
-                    .store_retry
-                    .map_or(COMMIT_RETRY_MIN, |(_, b)| (b * 2).min(COMMIT_RETRY_MAX));
-                if self.store_retry.is_none() {
-                    error!(
-                        "database commit of {} records failed: {e}; holding deliveries and input until it works",
-                        self.records.len()
-                    );
-                } else {
-                    debug!("database commit still failing: {e}");
-                }
-                self.store_retry = Some((now + backoff, backoff));
-                self.timers.add(now + backoff, Timer::RetryCommit);
-                false
-            }
-        }
-    }
-
-    /// Hands finished password jobs back to the core.
-    fn auth_finished(&mut self) {
-        for done in self.auth.finished() {
-            self.chat
-                .auth_done_into(done.conn, done.outcome, wall_now(), &mut self.actions);
-        }
-        self.apply_actions();
-    }
-
     fn fire_timers(&mut self) {
         let now = Instant::now();
         while let Some(timer) = self.timers.pop_due(now) {
@@ -708,6 +367,21 @@ impl Server {
                 Timer::CloseDeadline(id) => {
                     if let Some((key, _)) = conn_mut(&mut self.slab, id) {
                         self.remove_conn(key, "did not read its last lines in time");
+                    }
+                }
+                Timer::Resume(id) => self.resume(id),
+                Timer::LoginDeadline(id) => {
+                    if let Some((_, c)) = conn_mut(&mut self.slab, id) {
+                        c.close_reason = "login timeout";
+                        self.chat
+                            .login_deadline_into(id, wall_now(), &mut self.actions);
+                        self.apply_actions();
+                    }
+                }
+                Timer::StatsLog => {
+                    info!("stats: {}", stats::log_line(&self.stats_report()));
+                    if let Some(every) = self.config.stats_interval {
+                        self.timers.add(now + every, Timer::StatsLog);
                     }
                 }
                 // Only wakes the loop: the commit is retried before the flush.
@@ -745,6 +419,11 @@ impl Server {
                 let _ = self.poll.registry().deregister(&mut l);
             }
         }
+        for (_, entry) in self.slab.iter_mut() {
+            if let Entry::Conn(c) = entry {
+                c.close_reason = "server shutdown";
+            }
+        }
         self.shutdown_deadline = Some(Instant::now() + self.config.shutdown_grace);
         self.chat.shutdown_into(wall_now(), &mut self.actions);
         self.apply_actions();
@@ -768,16 +447,6 @@ fn mark_dirty(dirty: &mut Vec<usize>, key: usize, c: &mut Connection) {
     }
 }
 
-/// Reads and discards until the socket would block (bounded).
-fn drain_input(socket: &mut TcpStream, scratch: &mut [u8]) -> io::Result<()> {
-    for _ in 0..READS_PER_TURN {
-        if socket.read(scratch)? == 0 {
-            break;
-        }
-    }
-    Ok(())
-}
-
 /// Out of file descriptors or memory: accepting again at once would spin.
 fn is_resource_exhaustion(e: &io::Error) -> bool {
     matches!(
@@ -786,13 +455,14 @@ fn is_resource_exhaustion(e: &io::Error) -> bool {
     )
 }
 
-/// A short reason for a connection error, for logs and `OFFLINE`.
-fn describe(e: &io::Error) -> String {
+/// A short reason for a connection error, for logs, stats and `OFFLINE`
+/// (the details go to the debug log where the error happened).
+fn describe(e: &io::Error) -> &'static str {
     match e.kind() {
-        io::ErrorKind::ConnectionReset => "connection reset".into(),
-        io::ErrorKind::BrokenPipe => "broken pipe".into(),
-        io::ErrorKind::TimedOut => "connection timed out".into(),
-        _ => format!("connection error: {e}"),
+        io::ErrorKind::ConnectionReset => "connection reset",
+        io::ErrorKind::BrokenPipe => "broken pipe",
+        io::ErrorKind::TimedOut => "connection timed out",
+        _ => "connection error",
     }
 }
 

@@ -16,6 +16,12 @@ pub(crate) enum Timer {
     ResumeAccept,
     /// Try the failed database commit again.
     RetryCommit,
+    /// A connection slowed down by flood control may be read again.
+    Resume(ConnId),
+    /// A connection that has not logged in by now is closed.
+    LoginDeadline(ConnId),
+    /// Time for the periodic stats log line.
+    StatsLog,
 }
 
 /// A min-heap of deadlines. Timers are never cancelled: one whose subject is

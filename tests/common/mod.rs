@@ -47,9 +47,15 @@ pub struct TestServer {
 }
 
 /// Starts a server on `127.0.0.1:0` with the default configuration changed by
-/// `tweak`; the listen address is always forced to loopback port 0.
+/// `tweak`; the listen address is always forced to loopback port 0. Flood
+/// control and the per-address limit start off (every test client comes from
+/// 127.0.0.1 and many send fast); the tests of those limits turn them on.
 pub fn start_server(tweak: impl FnOnce(&mut ServerConfig)) -> TestServer {
-    let mut config = ServerConfig::default();
+    let mut config = ServerConfig {
+        rate: None,
+        max_per_ip: 0,
+        ..ServerConfig::default()
+    };
     tweak(&mut config);
     config.listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
     let server = Server::bind(config).unwrap_or_else(|e| panic!("bind 127.0.0.1:0: {e}"));
@@ -685,16 +691,22 @@ pub struct Daemon {
 }
 
 /// Starts `chatd --listen 127.0.0.1:0 ARGS...` and waits (bounded) for the
-/// `listening on ADDR` line in its log.
+/// `listening on ADDR` line in its log. Unless ARGS say otherwise: a
+/// throwaway database, no flood control, no per-address limit.
 pub fn spawn_daemon(args: &[&str]) -> Daemon {
+    let defaults = [
+        ("--db", ":memory:"),
+        ("--rate", "off"),
+        ("--max-per-ip", "0"),
+    ];
     let mut child = Command::new(env!("CARGO_BIN_EXE_chatd"))
         .args(["--listen", "127.0.0.1:0", "--log-level", "info"])
-        // A throwaway database unless the test names one.
-        .args(if args.contains(&"--db") {
-            &[][..]
-        } else {
-            &["--db", ":memory:"][..]
-        })
+        .args(
+            defaults
+                .iter()
+                .filter(|(flag, _)| !args.contains(flag))
+                .flat_map(|(flag, value)| [*flag, *value]),
+        )
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -44,6 +44,7 @@ const HELP: &[&str] = &[
     "/history ROOM [N]          the last N messages of a room (default 20, at most 500)",
     "/topic ROOM [text]         show or set a room's topic",
     "/whoami                    your name, id, address and rooms",
+    "/stats                     the server's counters",
     "/ping [token]              a round trip",
     "//text                     say text that starts with /",
 ];
@@ -92,6 +93,27 @@ pub struct Chat {
     next_user: u64,
     next_room: u64,
     next_msg: u64,
+    /// Chat messages accepted (room messages, direct messages, broadcasts).
+    messages_in: u64,
+    /// Deliveries of those messages to recipients.
+    deliveries_out: u64,
+}
+
+/// What the core counts, for `/stats` and the stats log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counts {
+    /// Connections the core knows.
+    pub connections: usize,
+    /// Users logged in.
+    pub users: usize,
+    /// Rooms.
+    pub rooms: usize,
+    /// Registered accounts.
+    pub accounts: usize,
+    /// Chat messages accepted since start.
+    pub messages_in: u64,
+    /// Deliveries of chat messages since start.
+    pub deliveries_out: u64,
 }
 
 impl Chat {
@@ -116,6 +138,8 @@ impl Chat {
             next_user: snapshot.next_user.max(1),
             next_room: snapshot.next_room.max(1),
             next_msg: snapshot.next_msg.max(1),
+            messages_in: 0,
+            deliveries_out: 0,
         };
         for room in snapshot.rooms {
             let skip = room.history.len().saturating_sub(chat.config.history_len);
@@ -395,6 +419,46 @@ impl Chat {
         }
     }
 
+    /// The core's counters.
+    pub fn counts(&self) -> Counts {
+        Counts {
+            connections: self.conns.len(),
+            users: self.users.len(),
+            rooms: self.rooms.len(),
+            accounts: self.accounts.len(),
+            messages_in: self.messages_in,
+            deliveries_out: self.deliveries_out,
+        }
+    }
+
+    /// A connection that has not logged in by its deadline is told so and
+    /// closed. Logged-in connections, ones whose password is being checked
+    /// and unknown ones are left alone.
+    pub fn login_deadline(&mut self, conn: ConnId, now: Timestamp) -> Vec<Action> {
+        let mut out = Vec::new();
+        self.login_deadline_into(conn, now, &mut out);
+        out
+    }
+
+    /// Like [`Chat::login_deadline`], appending to `out`.
+    pub fn login_deadline_into(&mut self, conn: ConnId, _now: Timestamp, out: &mut Vec<Action>) {
+        if self
+            .conns
+            .get(&conn)
+            .is_some_and(|c| c.user.is_none() && c.pending.is_none())
+        {
+            self.conns.remove(&conn);
+            send(
+                out,
+                conn,
+                Event::Bye {
+                    reason: "login timeout".into(),
+                },
+            );
+            out.push(Action::Close { conn });
+        }
+    }
+
     /// Connections the core knows.
     pub fn connection_count(&self) -> usize {
         self.conns.len()
@@ -436,6 +500,14 @@ impl Chat {
             }
             if user.current.is_some_and(|c| !user.rooms.contains(&c)) {
                 return Err(format!("user {id} has a current room it is not in"));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (conn, state) in &self.conns {
+            if let Some(user) = state.user
+                && !seen.insert(user)
+            {
+                return Err(format!("user {user} has a second connection {conn}"));
             }
         }
         if self.user_names.len() != self.users.len() {
@@ -589,7 +661,8 @@ impl Chat {
                     at: now,
                     text: text.into(),
                 };
-                let to = self.users.values().map(|u| u.conn).collect();
+                let to: Vec<ConnId> = self.users.values().map(|u| u.conn).collect();
+                self.count_message(to.len());
                 self.store_counters(out);
                 out.push(Action::Fanout { to, event });
             }
@@ -683,6 +756,7 @@ impl Chat {
                     },
                 );
             }
+            Command::Stats => out.push(Action::Stats { conn }),
             cmd => return self.handle_anyone(conn, cmd, out),
         }
         Ok(())

@@ -252,6 +252,7 @@ impl Chat {
             text: text.into(),
         });
         let to = self.member_conns(id, None);
+        self.count_message(to.len());
         let Some(room) = self.rooms.get_mut(&id) else {
             return;
         };
@@ -324,6 +325,7 @@ impl Chat {
         if target_conn != Some(sender_conn) {
             recipients.push(sender_conn);
         }
+        self.count_message(recipients.len());
         let event = Event::Dm {
             from,
             to: target_name,
@@ -371,6 +373,12 @@ impl Chat {
             .filter_map(|m| self.users.get(m))
             .map(|m| m.conn)
             .collect()
+    }
+
+    /// Counts one chat message and its deliveries.
+    pub(super) fn count_message(&mut self, deliveries: usize) {
+        self.messages_in += 1;
+        self.deliveries_out += deliveries as u64;
     }
 
     pub(super) fn next_msg_id(&mut self) -> MsgId {

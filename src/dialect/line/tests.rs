@@ -1053,3 +1053,63 @@ fn unsafe_error_arguments_are_left_out() {
         "ERR bad-name :a name is 1-32 of A-Z a-z 0-9 _ - starting with a letter; a room is # and 1-32 of them"
     );
 }
+
+#[test]
+fn stats_are_asked_of_the_reactor_and_rendered_as_lines() {
+    let mut h = Harness::new();
+    h.connect(1);
+    assert_eq!(
+        h.send(1, "/stats"),
+        ["ERR not-logged-in :log in first: /login NAME"]
+    );
+    h.send(1, "/login alice");
+    let out = h
+        .chat
+        .handle(ConnId(1), parse("/stats").unwrap(), Timestamp(h.now));
+    assert_eq!(out, [Action::Stats { conn: ConnId(1) }]);
+    let mut buf = Vec::new();
+    render(
+        &Event::Stats {
+            counters: vec![
+                ("users".into(), 1),
+                ("disconnects:sendq-exceeded".into(), 2),
+            ],
+        },
+        &mut buf,
+    );
+    assert_eq!(buf, b"STATS users 1\nSTATS disconnects:sendq-exceeded 2\n");
+    assert_eq!(
+        h.send(1, "/stats now"),
+        ["ERR bad-args stats :usage: /stats"]
+    );
+}
+
+#[test]
+fn connections_that_never_log_in_are_closed_at_their_deadline() {
+    let mut h = Harness::new();
+    h.connect(1);
+    h.login(2, "bob");
+    let now = Timestamp(h.now);
+    let out = h.chat.login_deadline(ConnId(1), now);
+    assert_eq!(
+        render_actions(&out),
+        [(ConnId(1), "BYE :login timeout".to_string())]
+    );
+    assert_eq!(out.last(), Some(&Action::Close { conn: ConnId(1) }));
+    assert!(h.chat.login_deadline(ConnId(2), now).is_empty());
+    assert!(h.chat.login_deadline(ConnId(1), now).is_empty());
+    assert_eq!(h.chat.connection_count(), 1);
+}
+
+#[test]
+fn counts_follow_messages_and_deliveries() {
+    let mut h = Harness::new();
+    h.login(1, "alice");
+    h.login(2, "bob");
+    h.send(1, "hello both");
+    h.send(1, "/msg bob psst");
+    h.send(1, "/broadcast all");
+    let counts = h.chat.counts();
+    assert_eq!((counts.messages_in, counts.deliveries_out), (3, 6));
+    assert_eq!((counts.users, counts.connections, counts.rooms), (2, 2, 1));
+}
