@@ -127,6 +127,19 @@ where
             format!("-- connected to {} {}{}", w[0], w[1], colon(text))
         }
         "BYE" => format!("-- bye{}", colon(trailing(rest))),
+        "TOPIC" => {
+            let (w, topic) = fields(rest, 2)?;
+            format!(
+                "{now} -- {} set the topic of {}{}",
+                w[1],
+                w[0],
+                colon(topic)
+            )
+        }
+        "STATS" => {
+            let (w, _) = fields(rest, 2)?;
+            format!("-- {}: {}", w[0], w[1])
+        }
         _ => return None,
     })
 }
@@ -212,14 +225,24 @@ fn colon(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn control_characters_are_neutralised() {
-        assert_eq!(super::printable("a\x1b[2Jb\tc"), "a\u{FFFD}[2Jb\tc");
-        assert_eq!(super::printable("plain"), "plain");
-    }
-
     use super::*;
     use chrono::FixedOffset;
+
+    #[test]
+    fn control_characters_are_neutralised() {
+        assert_eq!(printable("a\x1b[2Jb\tc"), "a\u{FFFD}[2Jb\tc");
+        assert_eq!(printable("plain"), "plain");
+    }
+
+    #[test]
+    fn topics_and_stats() {
+        assert_eq!(
+            r("TOPIC #dev alice :all about dev", None),
+            "10:00:02 -- alice set the topic of #dev: all about dev"
+        );
+        assert_eq!(r("STATS users 3", None), "-- users: 3");
+        assert_eq!(r("STATS users", None), "STATS users");
+    }
 
     const TS: &str = "2026-11-22T10:00:01.000Z";
 
