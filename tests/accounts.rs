@@ -352,25 +352,18 @@ fn register_then_log_in_only_with_the_right_password() {
     guest.assert_quiet();
 }
 
-#[test]
-fn racing_logins_and_registrations_of_one_name_let_exactly_one_in() {
-    let server = server();
-    let mut setup = server.connect("setup");
-    register(&mut setup, "alice", "alice-password");
-    quit(&mut setup);
-
-    // Two connections log in to one account at once.
+/// Sends one line on each of two new connections at once; exactly one must
+/// win (its first reply starts with `win`), the other get `name-taken`.
+/// Returns both clients with the first reply each got.
+fn race(server: &TestServer, lines: [&str; 2], win: &str) -> [(Client, String); 2] {
     let mut a = server.connect("a");
     let mut b = server.connect("b");
-    a.send_raw(b"/login alice alice-password\n/ping a\n");
-    b.send_raw(b"/login alice alice-password\n/ping b\n");
+    a.send_raw(format!("{}\n/ping a\n", lines[0]).as_bytes());
+    b.send_raw(format!("{}\n/ping b\n", lines[1]).as_bytes());
     let (a_lines, _) = a.expect_after(|l: &str| l == "PONG a");
     let (b_lines, _) = b.expect_after(|l: &str| l == "PONG b");
     let firsts = [first(&a_lines), first(&b_lines)];
-    let wins = firsts
-        .iter()
-        .filter(|l| l.starts_with("OK login alice "))
-        .count();
+    let wins = firsts.iter().filter(|l| l.starts_with(win)).count();
     let taken = firsts
         .iter()
         .filter(|l| l.starts_with("ERR name-taken"))
@@ -380,28 +373,33 @@ fn racing_logins_and_registrations_of_one_name_let_exactly_one_in() {
         (1, 1),
         "a saw {a_lines:?}\nb saw {b_lines:?}"
     );
+    let [fa, fb] = firsts;
+    [(a, fa), (b, fb)]
+}
 
-    // Two connections register one new name at once.
-    let mut c = server.connect("c");
-    let mut d = server.connect("d");
-    c.send_raw(b"/register bob bob-password-c\n/ping c\n");
-    d.send_raw(b"/register BOB bob-password-d\n/ping d\n");
-    let (c_lines, _) = c.expect_after(|l: &str| l == "PONG c");
-    let (d_lines, _) = d.expect_after(|l: &str| l == "PONG d");
-    let firsts = [first(&c_lines), first(&d_lines)];
-    let wins = firsts
-        .iter()
-        .filter(|l| l.starts_with("OK register "))
-        .count();
-    let taken = firsts
-        .iter()
-        .filter(|l| l.starts_with("ERR name-taken"))
-        .count();
-    assert_eq!(
-        (wins, taken),
-        (1, 1),
-        "c saw {c_lines:?}\nd saw {d_lines:?}"
+#[test]
+fn racing_logins_and_registrations_of_one_name_let_exactly_one_in() {
+    let server = server();
+    let mut setup = server.connect("setup");
+    register(&mut setup, "alice", "alice-password");
+    quit(&mut setup);
+
+    // Two connections log in to one account at once.
+    race(
+        &server,
+        ["/login alice alice-password", "/login alice alice-password"],
+        "OK login alice ",
     );
+    // Two connections register one new name at once.
+    let [(mut c, c_first), (mut d, d_first)] = race(
+        &server,
+        [
+            "/register bob bob-password-c",
+            "/register BOB bob-password-d",
+        ],
+        "OK register ",
+    );
+    let firsts = [c_first, d_first];
     // The account keeps the winner's spelling, and only its password opens it.
     let (winner, name, password, other_password) = if firsts[0].starts_with("OK register ") {
         (&mut c, "bob", "bob-password-c", "bob-password-d")
