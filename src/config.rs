@@ -90,6 +90,9 @@ pub struct CoreConfig {
     pub max_rooms_per_user: usize,
     /// Direct messages kept for one offline account.
     pub inbox_limit: usize,
+    /// Rooms bigger than this do not announce joins, leaves and offlines to
+    /// every member (0: always announce).
+    pub presence_limit: usize,
     /// Failed logins one address may make in a burst before it must wait.
     pub login_failures: u32,
     /// One more failed login is allowed per this many milliseconds.
@@ -106,6 +109,7 @@ impl Default for CoreConfig {
             max_rooms: 10_000,
             max_rooms_per_user: 100,
             inbox_limit: 1000,
+            presence_limit: 1000,
             login_failures: 5,
             login_failure_refill_ms: 12_000,
         }
@@ -117,6 +121,8 @@ impl Default for CoreConfig {
 pub struct ServerConfig {
     /// Addresses for the line protocol.
     pub listen: Vec<SocketAddr>,
+    /// Addresses for the RFC 862 echo service (benchmark baseline).
+    pub echo_listen: Vec<SocketAddr>,
     /// Bytes queued for one connection before it is dropped as too slow.
     pub sendq: usize,
     /// How long a closing connection may take to flush before it is dropped.
@@ -153,6 +159,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+            echo_listen: Vec::new(),
             sendq: 1 << 20,
             close_grace: Duration::from_secs(2),
             shutdown_grace: Duration::from_secs(3),
@@ -183,6 +190,10 @@ pub struct Args {
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:7070")]
     pub listen: Vec<SocketAddr>,
 
+    /// Also serve RFC 862 echo here (a benchmark baseline; repeat for several).
+    #[arg(long, value_name = "ADDR")]
+    pub echo_listen: Vec<SocketAddr>,
+
     /// Server name shown in the HELLO line.
     #[arg(long, value_name = "NAME", default_value = "chat.local")]
     pub name: String,
@@ -194,6 +205,11 @@ pub struct Args {
     /// Messages kept in memory per room for /join and /history.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub history_size: usize,
+
+    /// Rooms with more members than this do not announce JOIN, LEAVE and
+    /// OFFLINE to every member (0: always announce).
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub presence_limit: usize,
 
     /// Bytes queued for one client before it is disconnected as too slow.
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
@@ -281,6 +297,7 @@ impl Args {
         };
         Ok(ServerConfig {
             listen: self.listen.clone(),
+            echo_listen: self.echo_listen.clone(),
             sendq: self.sendq,
             db: self.db.clone(),
             sync: self.sync,
@@ -295,6 +312,7 @@ impl Args {
                 server_name: self.name.clone(),
                 lobby,
                 history_len: self.history_size,
+                presence_limit: self.presence_limit,
                 ..CoreConfig::default()
             },
             ..ServerConfig::default()

@@ -21,12 +21,12 @@ impl Server {
             return;
         }
         for _ in 0..ACCEPTS_PER_TURN {
-            let Some(Entry::Listener(listener, dialect)) = self.slab.get(key) else {
+            let Some(Entry::Listener(listener, service)) = self.slab.get(key) else {
                 return;
             };
-            let dialect = *dialect;
+            let service = *service;
             match listener.accept() {
-                Ok((socket, addr)) => self.add_conn(socket, addr, dialect),
+                Ok((socket, addr)) => self.add_conn(socket, addr, service),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if is_resource_exhaustion(&e) => {
@@ -45,7 +45,11 @@ impl Server {
 
     /// Sets up a new connection and tells the core, or turns it away when
     /// a connection limit is reached.
-    pub(super) fn add_conn(&mut self, mut socket: TcpStream, addr: SocketAddr, dialect: Dialect) {
+    pub(super) fn add_conn(&mut self, mut socket: TcpStream, addr: SocketAddr, service: Service) {
+        let (dialect, echo) = match service {
+            Service::Chat(dialect) => (dialect, false),
+            Service::Echo => (Dialect::Line, true),
+        };
         let ip = addr.ip();
         let from_ip = self.per_ip.get(&ip).copied().unwrap_or(0);
         let (max, per_ip) = (self.config.max_clients, self.config.max_per_ip);
@@ -82,21 +86,28 @@ impl Server {
         self.seq += 1;
         let id = ConnId((self.seq << 32) | key as u64);
         let now = Instant::now();
-        let bucket = self.config.rate.map(|rate| Bucket::new(rate, now));
-        entry.insert(Entry::Conn(Connection::new(
-            socket, id, addr, dialect, bucket,
-        )));
+        let bucket = self
+            .config
+            .rate
+            .filter(|_| !echo)
+            .map(|rate| Bucket::new(rate, now));
+        let mut conn = Connection::new(socket, id, addr, dialect, bucket);
+        conn.echo = echo;
+        entry.insert(Entry::Conn(conn));
         self.conns += 1;
         self.per_ip.insert(ip, from_ip + 1);
         self.stats.accepted += 1;
-        if let Some(timeout) = self.config.login_timeout {
-            self.timers.add(now + timeout, Timer::LoginDeadline(id));
-        }
         info!(
             "conn {} connected from {addr} ({})",
             self.seq,
-            dialect.name()
+            service.name()
         );
+        if echo {
+            return;
+        }
+        if let Some(timeout) = self.config.login_timeout {
+            self.timers.add(now + timeout, Timer::LoginDeadline(id));
+        }
         self.chat
             .connect_into(id, ip, wall_now(), &mut self.actions);
         self.apply_actions();

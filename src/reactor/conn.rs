@@ -41,6 +41,8 @@ pub(crate) struct Connection {
     pub(crate) lagged: bool,
     /// Why it is being closed, for the log and the stats.
     pub(crate) close_reason: &'static str,
+    /// An echo connection: bytes go straight back, the core never sees it.
+    pub(crate) echo: bool,
 }
 
 impl Connection {
@@ -66,6 +68,7 @@ impl Connection {
             held: Vec::new(),
             lagged: false,
             close_reason: "closed",
+            echo: false,
         }
     }
 }

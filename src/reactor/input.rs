@@ -48,6 +48,14 @@ impl Server {
                 Ok(n) if c.closing => {
                     debug!("conn {}: {n} bytes after close ignored", c.id.0 >> 32)
                 }
+                Ok(n) if c.echo => {
+                    self.stats.bytes_in += n as u64;
+                    c.queue
+                        .render_with(|buf| buf.extend_from_slice(&self.scratch[..n]));
+                    let over = c.queue.len() > self.config.sendq;
+                    self.queued(key, over);
+                    self.apply_actions();
+                }
                 Ok(n) => {
                     self.stats.bytes_in += n as u64;
                     let scratch = std::mem::take(&mut self.scratch);
@@ -146,6 +154,15 @@ impl Server {
             return;
         }
         c.close_reason = "closed by peer";
+        if c.echo {
+            // Nobody else to tell: send back what is left, then close.
+            c.closing = true;
+            mark_dirty(&mut self.dirty, key, c);
+            let grace = self.config.close_grace;
+            self.timers
+                .add(Instant::now() + grace, Timer::CloseDeadline(id));
+            return;
+        }
         // The core answers with a close now, or once a password check and
         // the lines held behind it are done.
         self.chat

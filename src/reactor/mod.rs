@@ -59,13 +59,32 @@ const COMMIT_RETRY_MAX: Duration = Duration::from_secs(1);
 /// How long to stop accepting after running out of file descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// What a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Service {
+    /// The chat, in a dialect.
+    Chat(Dialect),
+    /// RFC 862 echo: every byte comes back. The reactor's raw cost with no
+    /// chat logic, the floor benchmarks compare fan-out to.
+    Echo,
+}
+
+impl Service {
+    fn name(self) -> &'static str {
+        match self {
+            Service::Chat(dialect) => dialect.name(),
+            Service::Echo => "echo",
+        }
+    }
+}
+
 /// What sits in a slab slot. Nearly every slot holds a connection, so it is
 /// stored inline: boxing it would add an allocation and a pointer chase per
 /// connection to save space only in the few listener slots.
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)]
 enum Entry {
-    Listener(TcpListener, Dialect),
+    Listener(TcpListener, Service),
     Conn(Connection),
 }
 
@@ -132,7 +151,7 @@ pub struct Server {
     slab: Slab<Entry>,
     chat: Chat,
     config: ServerConfig,
-    local_addrs: Vec<SocketAddr>,
+    local_addrs: Vec<(SocketAddr, Service)>,
     /// Connections ever accepted: the high half of every [`ConnId`].
     seq: u64,
     /// Live connections (the slab also holds listeners).
@@ -210,14 +229,19 @@ impl Server {
         .map_err(StartError::Auth)?;
         let mut slab = Slab::new();
         let mut local_addrs = Vec::new();
-        for addr in &config.listen {
-            let mut listener = TcpListener::bind(*addr)
+        let services = (config
+            .listen
+            .iter()
+            .map(|a| (*a, Service::Chat(Dialect::Line))))
+        .chain(config.echo_listen.iter().map(|a| (*a, Service::Echo)));
+        for (addr, service) in services {
+            let mut listener = TcpListener::bind(addr)
                 .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
             let entry = slab.vacant_entry();
             poll.registry()
                 .register(&mut listener, Token(entry.key()), Interest::READABLE)?;
-            local_addrs.push(listener.local_addr()?);
-            entry.insert(Entry::Listener(listener, Dialect::Line));
+            local_addrs.push((listener.local_addr()?, service));
+            entry.insert(Entry::Listener(listener, service));
         }
         Ok(Server {
             poll,
@@ -248,11 +272,12 @@ impl Server {
         })
     }
 
-    /// The addresses actually bound (port 0 resolved), with their dialect.
+    /// The addresses actually bound (port 0 resolved), with what each
+    /// serves (a dialect's name, or `echo`).
     pub fn local_addrs(&self) -> Vec<(SocketAddr, &'static str)> {
         self.local_addrs
             .iter()
-            .map(|a| (*a, Dialect::Line.name()))
+            .map(|(a, service)| (*a, service.name()))
             .collect()
     }
 

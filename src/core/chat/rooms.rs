@@ -85,7 +85,11 @@ impl Chat {
         let (conn, name, room_name) = (u.conn, u.name.clone(), room.name.clone());
         if !room.members.contains(&user) {
             self.check_can_join(user)?;
-            let others: Vec<ConnId> = self.member_conns(id, Some(user));
+            let others: Vec<ConnId> = if self.announces(room.members.len() + 1) {
+                self.member_conns(id, Some(user))
+            } else {
+                Vec::new()
+            };
             if !others.is_empty() {
                 out.push(Action::Fanout {
                     to: others,
@@ -157,7 +161,11 @@ impl Chat {
             u.current = u.rooms.last().copied();
         }
         let (conn, name) = (u.conn, u.name.clone());
-        let others = self.member_conns(id, None);
+        let others = if self.announces(self.rooms[&id].members.len() + 1) {
+            self.member_conns(id, None)
+        } else {
+            Vec::new()
+        };
         if !others.is_empty() {
             out.push(Action::Fanout {
                 to: others,
@@ -210,9 +218,14 @@ impl Chat {
         };
         self.user_names.remove(&u.name.to_ascii_lowercase());
         let mut peers = Vec::new();
+        let limit = self.config.presence_limit;
         for id in &u.rooms {
             if let Some(room) = self.rooms.get_mut(id) {
+                let announce = limit == 0 || room.members.len() <= limit;
                 room.members.remove(&user);
+                if !announce {
+                    continue;
+                }
                 peers.extend(
                     room.members
                         .iter()
@@ -373,6 +386,13 @@ impl Chat {
             .filter_map(|m| self.users.get(m))
             .map(|m| m.conn)
             .collect()
+    }
+
+    /// Whether comings and goings in a room of `size` members are announced
+    /// to the others (`--presence-limit`): in a bigger room they are not, so
+    /// filling or emptying it costs time linear in its size, not quadratic.
+    pub(super) fn announces(&self, size: usize) -> bool {
+        self.config.presence_limit == 0 || size <= self.config.presence_limit
     }
 
     /// Counts one chat message and its deliveries.

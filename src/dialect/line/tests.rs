@@ -1113,3 +1113,27 @@ fn counts_follow_messages_and_deliveries() {
     assert_eq!((counts.messages_in, counts.deliveries_out), (3, 6));
     assert_eq!((counts.users, counts.connections, counts.rooms), (2, 2, 1));
 }
+
+#[test]
+fn big_rooms_stop_announcing_comings_and_goings() {
+    let mut h = Harness::with(CoreConfig {
+        presence_limit: 2,
+        ..CoreConfig::default()
+    });
+    h.login(1, "alice");
+    // The second member is still announced: the room has 2.
+    h.connect(2);
+    assert!(
+        h.all(2, "/login bob")
+            .contains(&"1: JOIN #lobby bob".to_string())
+    );
+    // A third makes the room bigger than the limit: nobody else is told.
+    h.connect(3);
+    let out = h.all(3, "/login carol");
+    assert!(out.iter().all(|l| l.starts_with("3: ")), "{out:?}");
+    // MEMBERS stays exact.
+    assert!(out.contains(&"3: MEMBERS #lobby :alice bob carol".to_string()));
+    assert_eq!(h.all(3, "/leave #lobby"), ["3: OK leave #lobby"]);
+    // Back at the limit: announced again.
+    assert_eq!(h.all(2, "/quit"), ["1: OFFLINE bob :quit", "2: BYE :bye"]);
+}
