@@ -1,6 +1,6 @@
 //! The nouns of the chat: ids, time, users, rooms and messages.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -177,8 +177,9 @@ pub(crate) struct User {
 pub(crate) struct Room {
     pub(crate) name: Arc<str>,
     pub(crate) topic: Arc<str>,
-    /// Members ordered by user id (login order), so listings are stable.
-    pub(crate) members: BTreeSet<UserId>,
+    /// Members ordered by user id (login order), so listings are stable,
+    /// each with its connection so a fan-out needs no user lookups.
+    pub(crate) members: BTreeMap<UserId, ConnId>,
     /// The most recent messages, oldest first, bounded by `history_len`.
     pub(crate) history: VecDeque<Arc<Message>>,
 }

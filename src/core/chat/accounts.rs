@@ -200,7 +200,7 @@ impl Chat {
             if !self
                 .rooms
                 .get(&room)
-                .is_some_and(|r| r.members.contains(&id))
+                .is_some_and(|r| r.members.contains_key(&id))
             {
                 // A room over the per-user limit is skipped, not an error.
                 let _ = self.join_room(id, room, out);

@@ -1,7 +1,7 @@
 //! The state machine: who is connected, who is logged in, which rooms exist
 //! and who is in them. Each input returns the actions it causes.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -151,7 +151,7 @@ impl Chat {
                 Room {
                     name: room.name.into(),
                     topic: room.topic.into(),
-                    members: BTreeSet::new(),
+                    members: BTreeMap::new(),
                     history: room.history.into_iter().skip(skip).map(Arc::new).collect(),
                 },
             );
@@ -476,7 +476,7 @@ impl Chat {
             .get(self.room_names.get(&room.to_ascii_lowercase())?)?;
         Some(
             room.members
-                .iter()
+                .keys()
                 .filter_map(|u| self.users.get(u))
                 .map(|u| u.name.to_string())
                 .collect(),
@@ -494,7 +494,11 @@ impl Chat {
                 return Err(format!("user {id} is not indexed by name"));
             }
             for room in &user.rooms {
-                if !self.rooms.get(room).is_some_and(|r| r.members.contains(id)) {
+                if !self
+                    .rooms
+                    .get(room)
+                    .is_some_and(|r| r.members.contains_key(id))
+                {
                     return Err(format!("user {id} thinks it is in room {room}"));
                 }
             }
@@ -514,8 +518,12 @@ impl Chat {
             return Err("name index and users differ".into());
         }
         for (id, room) in &self.rooms {
-            for member in &room.members {
-                if !self.users.get(member).is_some_and(|u| u.rooms.contains(id)) {
+            for (member, conn) in &room.members {
+                if !self
+                    .users
+                    .get(member)
+                    .is_some_and(|u| u.rooms.contains(id) && u.conn == *conn)
+                {
                     return Err(format!(
                         "room {id} holds {member}, who is not logged in there"
                     ));

@@ -18,7 +18,7 @@ impl Chat {
     /// Looks up a room the user is in.
     pub(super) fn find_joined(&self, user: UserId, name: &str) -> Result<RoomId, Error> {
         let id = self.find_room(name)?;
-        if !self.rooms[&id].members.contains(&user) {
+        if !self.rooms[&id].members.contains_key(&user) {
             return Err(Error::new(ErrorCode::NotInRoom).about(self.rooms[&id].name.clone()));
         }
         Ok(id)
@@ -65,7 +65,7 @@ impl Chat {
             Room {
                 name,
                 topic,
-                members: BTreeSet::new(),
+                members: BTreeMap::new(),
                 history: VecDeque::new(),
             },
         );
@@ -83,7 +83,7 @@ impl Chat {
         let room = &self.rooms[&id];
         let u = &self.users[&user];
         let (conn, name, room_name) = (u.conn, u.name.clone(), room.name.clone());
-        if !room.members.contains(&user) {
+        if !room.members.contains_key(&user) {
             self.check_can_join(user)?;
             let others: Vec<ConnId> = if self.announces(room.members.len() + 1) {
                 self.member_conns(id, Some(user))
@@ -100,7 +100,7 @@ impl Chat {
                 });
             }
             if let Some(room) = self.rooms.get_mut(&id) {
-                room.members.insert(user);
+                room.members.insert(user, conn);
             }
             let account = self.users.get_mut(&user).and_then(|u| {
                 u.rooms.push(id);
@@ -122,7 +122,7 @@ impl Chat {
         );
         let names = self.rooms[&id]
             .members
-            .iter()
+            .keys()
             .filter_map(|m| self.users.get(m))
             .map(|m| m.name.clone())
             .collect();
@@ -226,12 +226,7 @@ impl Chat {
                 if !announce {
                     continue;
                 }
-                peers.extend(
-                    room.members
-                        .iter()
-                        .filter_map(|m| self.users.get(m))
-                        .map(|m| m.conn),
-                );
+                peers.extend(room.members.values().copied());
             }
         }
         peers.sort_unstable();
@@ -379,12 +374,12 @@ impl Chat {
 
     /// The connections of a room's members, but `except`.
     pub(super) fn member_conns(&self, id: RoomId, except: Option<UserId>) -> Vec<ConnId> {
+        // Members carry their connection, so a fan-out needs no user lookups.
         self.rooms[&id]
             .members
             .iter()
-            .filter(|m| Some(**m) != except)
-            .filter_map(|m| self.users.get(m))
-            .map(|m| m.conn)
+            .filter(|(m, _)| Some(**m) != except)
+            .map(|(_, conn)| *conn)
             .collect()
     }
 
