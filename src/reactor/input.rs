@@ -52,8 +52,7 @@ impl Server {
                     self.stats.bytes_in += n as u64;
                     c.queue
                         .render_with(|buf| buf.extend_from_slice(&self.scratch[..n]));
-                    let over = c.queue.len() > self.config.sendq;
-                    self.queued(key, over);
+                    self.queued(key);
                     self.apply_actions();
                 }
                 Ok(n) => {

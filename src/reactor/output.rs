@@ -39,8 +39,7 @@ impl Server {
                 }
                 let dialect = c.dialect;
                 c.queue.render_with(|buf| dialect.render(&event, buf));
-                let over = c.queue.len() > sendq;
-                self.queued(key, over);
+                queued(&mut self.dirty, &mut self.overflow, key, c, sendq);
             }
             Action::Fanout { to, event } => {
                 let mut rendered: [Option<Arc<[u8]>>; Dialect::ALL.len()] = Default::default();
@@ -55,8 +54,7 @@ impl Server {
                         buf.into()
                     });
                     c.queue.push_shared(bytes.clone());
-                    let over = c.queue.len() > sendq;
-                    self.queued(key, over);
+                    queued(&mut self.dirty, &mut self.overflow, key, c, sendq);
                 }
             }
             Action::Stats { conn } => {
@@ -87,12 +85,15 @@ impl Server {
 
     /// Bytes were queued on `key`: flush it this iteration, or drop it if
     /// it is over its sendq.
-    pub(super) fn queued(&mut self, key: usize, over: bool) {
+    pub(super) fn queued(&mut self, key: usize) {
         if let Some(Entry::Conn(c)) = self.slab.get_mut(key) {
-            mark_dirty(&mut self.dirty, key, c);
-            if over && !self.overflow.contains(&c.id) {
-                self.overflow.push(c.id);
-            }
+            queued(
+                &mut self.dirty,
+                &mut self.overflow,
+                key,
+                c,
+                self.config.sendq,
+            );
         }
     }
 
@@ -224,5 +225,20 @@ impl Server {
                 .auth_done_into(done.conn, done.outcome, wall_now(), &mut self.actions);
         }
         self.apply_actions();
+    }
+}
+
+/// Bytes were queued on `c`: list it for this iteration's flush, and for a
+/// drop if it is over its sendq.
+fn queued(
+    dirty: &mut Vec<usize>,
+    overflow: &mut Vec<ConnId>,
+    key: usize,
+    c: &mut Connection,
+    sendq: usize,
+) {
+    mark_dirty(dirty, key, c);
+    if c.queue.len() > sendq && !overflow.contains(&c.id) {
+        overflow.push(c.id);
     }
 }
