@@ -5,6 +5,10 @@
 use super::*;
 use crate::core::OkReply;
 
+/// How far past its sendq a queue may grow within one loop iteration, before
+/// the flush has had its chance to write it out.
+const SENDQ_HARD_FACTOR: usize = 8;
+
 impl Server {
     /// Puts the core's actions onto write queues. Connections that go over
     /// their sendq are dropped afterwards, which may cause more actions.
@@ -119,6 +123,12 @@ impl Server {
                     let reason = c.close_reason;
                     self.remove_conn(key, reason);
                 }
+                Ok(false) if c.queue.len() > self.config.sendq && !c.closing => {
+                    // Judged after writing: a client that reads keeps up even
+                    // when one iteration queued more than its sendq.
+                    warn!("conn {} dropped: sendq exceeded", c.id.0 >> 32);
+                    self.drop_conn(key, "sendq exceeded");
+                }
                 Ok(drained) => {
                     if drained == c.wants_writable {
                         let interest = if drained {
@@ -228,8 +238,10 @@ impl Server {
     }
 }
 
-/// Bytes were queued on `c`: list it for this iteration's flush, and for a
-/// drop if it is over its sendq.
+/// Bytes were queued on `c`: list it for this iteration's flush. Whether it
+/// is over its sendq is judged after that flush has written what the socket
+/// takes; only a queue that grows past [`SENDQ_HARD_FACTOR`] times the sendq
+/// within one iteration is dropped at once, to bound memory.
 fn queued(
     dirty: &mut Vec<usize>,
     overflow: &mut Vec<ConnId>,
@@ -238,7 +250,7 @@ fn queued(
     sendq: usize,
 ) {
     mark_dirty(dirty, key, c);
-    if c.queue.len() > sendq && !overflow.contains(&c.id) {
+    if c.queue.len() > sendq.saturating_mul(SENDQ_HARD_FACTOR) && !overflow.contains(&c.id) {
         overflow.push(c.id);
     }
 }

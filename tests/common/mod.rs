@@ -292,6 +292,11 @@ impl Client {
         &self.stream
     }
 
+    /// Every line received so far, in order (what [`Client::fail`] shows).
+    pub fn seen(&self) -> &[String] {
+        &self.seen
+    }
+
     /// Sends one line (a `\n` is added).
     #[track_caller]
     pub fn send(&mut self, line: &str) {
@@ -773,6 +778,11 @@ impl Daemon {
         let mut c = self.connect(name);
         c.login(name);
         c
+    }
+
+    /// The daemon's process id (for `/proc/PID/...`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Sends a signal to the daemon.
