@@ -10,7 +10,7 @@
 //! | module | owns |
 //! |---|---|
 //! | [`reactor`] | the mio loop: listeners and connections in a slab, read buffers, bounded write queues, timers, signals; applies the core's actions |
-//! | [`dialect`] | [`dialect::line`]: parses client lines into commands, renders events into bytes |
+//! | [`dialect`] | [`dialect::line`]: parses client lines into commands, renders events into bytes; [`dialect::irc`]: the IRC message format (parser and writer; not served yet) |
 //! | [`core`] | the pure state machine: users, rooms, messages; no I/O, no clock |
 //! | [`framing`] | the bounded `\n` line splitter |
 //! | [`config`] | command-line flags and defaults |

@@ -3,6 +3,7 @@
 //! Each connection speaks one dialect; all of them drive the same
 //! [`crate::core::Chat`], so users of every dialect share rooms.
 
+pub mod irc;
 pub mod line;
 
 use crate::core::{Command, Error, Event};
@@ -11,7 +12,7 @@ use crate::framing::FrameError;
 /// The protocol a connection speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
-    /// The plain line protocol ([`line`]).
+    /// The plain line protocol ([`mod@line`]).
     Line,
 }
 
