@@ -413,18 +413,21 @@ impl Server {
                 Timer::RetryCommit => {}
                 Timer::ResumeAccept => {
                     self.accept_paused = false;
-                    let listeners: Vec<usize> = self
-                        .slab
-                        .iter()
-                        .filter(|(_, e)| matches!(e, Entry::Listener(..)))
-                        .map(|(k, _)| k)
-                        .collect();
-                    for key in listeners {
+                    for key in self.listener_keys() {
                         self.accept(key);
                     }
                 }
             }
         }
+    }
+
+    /// The slab keys of the listening sockets.
+    fn listener_keys(&self) -> Vec<usize> {
+        self.slab
+            .iter()
+            .filter(|(_, e)| matches!(e, Entry::Listener(..)))
+            .map(|(k, _)| k)
+            .collect()
     }
 
     /// Stops accepting, says `BYE` to everyone and starts the flush deadline.
@@ -433,13 +436,7 @@ impl Server {
             return;
         }
         info!("shutting down ({why}): {} connections to close", self.conns);
-        let listeners: Vec<usize> = self
-            .slab
-            .iter()
-            .filter(|(_, e)| matches!(e, Entry::Listener(..)))
-            .map(|(k, _)| k)
-            .collect();
-        for key in listeners {
+        for key in self.listener_keys() {
             if let Entry::Listener(mut l, _) = self.slab.remove(key) {
                 let _ = self.poll.registry().deregister(&mut l);
             }
