@@ -4,6 +4,7 @@
 #
 #   benches/compare.sh              # chatd (memory and file db) and ngircd
 #   PEERS="ngircd inspircd" RUNS=5 benches/compare.sh
+#   ONLY="fanout-1x200 pairs-500" benches/compare.sh   # some scenarios only
 #
 # Needs a release build (cargo build --release), python3, and for the peers
 # Debian's ngircd / inspircd and ../shared/peers/start.sh (see its README).
@@ -83,9 +84,11 @@ run_one() {
 
 KINDS="chatd-memory chatd-file $PEERS"
 : >"$OUT/results.jsonl"
+ONLY=${ONLY:-}
 for entry in "${SCENARIOS[@]}"; do
   name=${entry%%|*}
   args=${entry#*|}
+  if [ -n "$ONLY" ] && [[ " $ONLY " != *" $name "* ]]; then continue; fi
   for kind in $KINDS; do
     for run in $(seq "$RUNS"); do
       line=$(run_one "$kind" "$args")
@@ -96,6 +99,7 @@ for entry in "${SCENARIOS[@]}"; do
 done
 # The echo floor: chatd only.
 for run in $(seq "$RUNS"); do
+  if [ -n "$ONLY" ] && [[ " $ONLY " != *" echo-200 "* ]]; then break; fi
   pid=$(start_chatd ":memory:")
   wait_port "$((PORT + 1))"
   line=$("$BIN/chat-bench" echo --server "127.0.0.1:$((PORT + 1))" --clients 200 --messages 1000 \
