@@ -10,7 +10,7 @@ use std::time::Instant;
 use crate::net::{ConnError, Driver, Net};
 use crate::proto::{Incoming, Payload, Proto};
 use crate::stats::{Arrival, Histogram, Integrity, Json, Report, SeqCheck};
-use crate::{Error, Run, span_s};
+use crate::{Error, Run, roundtrip, span_s};
 
 /// Flags of `echo`.
 #[derive(clap::Args, Debug)]
@@ -128,12 +128,9 @@ impl Driver for Echo {
     }
 
     fn tick(&mut self, net: &mut Net) -> Option<Instant> {
-        if self.started.is_none() {
-            if net.counts().ready < net.len() {
-                return None;
-            }
-            self.started = Some(Instant::now());
-            self.dirty = (0..self.streams.len()).collect();
+        let streams = self.streams.len();
+        if !roundtrip::ready_to_send(&mut self.started, &mut self.dirty, net, streams) {
+            return None;
         }
         while let Some(c) = self.dirty.pop() {
             self.fill(net, c);
@@ -146,13 +143,7 @@ impl Driver for Echo {
     }
 
     fn progress(&self) -> String {
-        format!(
-            "round trips {}/{} p50 {} us p99 {} us",
-            self.round_trips,
-            self.total(),
-            self.latency.quantile(0.5),
-            self.latency.quantile(0.99)
-        )
+        roundtrip::progress(self.round_trips, self.total(), &self.latency)
     }
 }
 
@@ -205,19 +196,13 @@ pub(crate) fn run(run: &Run, args: &Args) -> Result<Report, Error> {
         ("messages_per_client", Json::from(args.messages)),
         ("window", Json::from(args.window)),
         ("size", Json::from(args.size)),
-        ("send_s", Json::Float(span)),
-        ("round_trips", Json::from(driver.round_trips)),
-        ("expected_round_trips", Json::from(driver.total())),
-        (
-            "round_trips_per_s",
-            if span > 0.0 {
-                Json::Float(driver.round_trips as f64 / span)
-            } else {
-                Json::Null
-            },
-        ),
-        ("latency_us", driver.latency.summary()),
     ];
+    report.figures.extend(roundtrip::figures(
+        span,
+        driver.round_trips,
+        driver.total(),
+        &driver.latency,
+    ));
     report.figures.extend(total.members());
     report.figures.push(("per_client", Json::Arr(per)));
     report.clean = total.is_clean();

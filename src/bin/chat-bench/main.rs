@@ -23,6 +23,7 @@ mod fanout;
 mod net;
 mod pairs;
 mod proto;
+mod roundtrip;
 mod stats;
 
 use std::fmt;
