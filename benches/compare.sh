@@ -5,6 +5,7 @@
 #   benches/compare.sh              # chatd (memory and file db) and ngircd
 #   PEERS="ngircd inspircd" RUNS=5 benches/compare.sh
 #   ONLY="fanout-1x200 pairs-500" benches/compare.sh   # some scenarios only
+#   ONLY="fanout-1x200-w8 fanout-1x200-w512" WINDOWS="8 512" benches/compare.sh
 #
 # Needs a release build (cargo build --release), python3, and for the peers
 # Debian's ngircd / inspircd and ../shared/peers/start.sh (see its README).
@@ -29,6 +30,10 @@ SCENARIOS=(
   "pairs-500|pairs --clients 500 --messages 200"
   "connect-2000|connect --clients 2000 --concurrency 10"
 )
+# The window curve: fanout-1x200 at each of WINDOWS (in flight per sender).
+for w in ${WINDOWS:-8 128 512}; do
+  SCENARIOS+=("fanout-1x200-w$w|fanout --clients 200 --rooms 1 --senders 10 --messages 1000 --window $w --size 80")
+done
 
 start_chatd() { # db
   "$BIN/chatd" --listen "127.0.0.1:$PORT" --echo-listen "127.0.0.1:$((PORT + 1))" --db "$1" \
