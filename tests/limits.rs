@@ -156,13 +156,7 @@ fn read_raw_to_end(stream: &mut TcpStream, limit: Duration) -> (Vec<u8>, String)
         match stream.read(&mut chunk) {
             Ok(0) => return (bytes, "eof".into()),
             Ok(n) => bytes.extend_from_slice(&chunk[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) => {}
+            Err(e) if common::is_transient(&e) => {}
             Err(e) => return (bytes, format!("error: {e}")),
         }
     }
@@ -239,13 +233,7 @@ impl Lines {
             match self.stream.read(&mut chunk) {
                 Ok(0) => return Err("eof".into()),
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                            | io::ErrorKind::Interrupted
-                    ) => {}
+                Err(e) if common::is_transient(&e) => {}
                 Err(e) => return Err(e.to_string()),
             }
         }

@@ -46,6 +46,14 @@ pub struct TestServer {
     thread: Option<JoinHandle<()>>,
 }
 
+/// A read that timed out or was interrupted: try again (bounded by the caller).
+pub fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
 /// Starts a server on `127.0.0.1:0` with the default configuration changed by
 /// `tweak`; the listen address is always forced to loopback port 0. Flood
 /// control and the per-address limit start off (every test client comes from
@@ -355,13 +363,7 @@ impl Client {
             match self.stream.read(&mut chunk) {
                 Ok(0) => self.eof = true,
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                            | io::ErrorKind::Interrupted
-                    ) => {}
+                Err(e) if is_transient(&e) => {}
                 Err(e) => return Next::Error(e),
             }
         }
