@@ -21,6 +21,7 @@ fn batch(n: u64, next: &mut u64) -> Vec<Record> {
                 id: MsgId(id),
                 sender: UserId(1),
                 sender_name: "alice".into(),
+                sender_mask: Message::stored_mask("alice"),
                 room: RoomId(1),
                 at: Timestamp(1_795_341_600_000 + id),
                 text: format!("message number {id} with some ordinary chat text in it").into(),

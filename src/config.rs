@@ -123,6 +123,13 @@ pub struct ServerConfig {
     pub listen: Vec<SocketAddr>,
     /// Addresses for the RFC 862 echo service (benchmark baseline).
     pub echo_listen: Vec<SocketAddr>,
+    /// Addresses for IRC.
+    pub irc_listen: Vec<SocketAddr>,
+    /// An IRC client idle this long gets a `PING`, and is dropped if it
+    /// stays silent as long again (`None`: never).
+    pub ping_interval: Option<Duration>,
+    /// The IRC message of the day, line by line (empty: none).
+    pub motd: Vec<String>,
     /// Bytes queued for one connection before it is dropped as too slow.
     pub sendq: usize,
     /// How long a closing connection may take to flush before it is dropped.
@@ -160,6 +167,9 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
             echo_listen: Vec::new(),
+            irc_listen: Vec::new(),
+            ping_interval: Some(Duration::from_secs(120)),
+            motd: default_motd(),
             sendq: 1 << 20,
             close_grace: Duration::from_secs(2),
             shutdown_grace: Duration::from_secs(3),
@@ -194,7 +204,20 @@ pub struct Args {
     #[arg(long, value_name = "ADDR")]
     pub echo_listen: Vec<SocketAddr>,
 
-    /// Server name shown in the HELLO line.
+    /// Address to listen on for IRC (repeat for several), or `off`.
+    #[arg(long, value_name = "ADDR|off", default_value = "0.0.0.0:6667", value_parser = parse_listen)]
+    pub irc_listen: Vec<std::option::Option<SocketAddr>>,
+
+    /// Seconds an IRC client may stay silent before it is sent a PING; one
+    /// that stays silent as long again is dropped (0: never).
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    pub ping_interval: u64,
+
+    /// File with the IRC message of the day (default: a short built-in one).
+    #[arg(long, value_name = "PATH")]
+    pub motd: Option<std::path::PathBuf>,
+
+    /// Server name shown in the HELLO line and to IRC clients.
     #[arg(long, value_name = "NAME", default_value = "chat.local")]
     pub name: String,
 
@@ -264,6 +287,8 @@ pub struct Args {
 pub enum ConfigError {
     /// `--lobby` is neither `off` nor a valid room name.
     BadLobby(String),
+    /// `--motd` cannot be read.
+    Motd(String),
 }
 
 impl std::fmt::Display for ConfigError {
@@ -273,6 +298,7 @@ impl std::fmt::Display for ConfigError {
                 f,
                 "--lobby {name:?}: a room is # and 1-{MAX_NAME} of A-Z a-z 0-9 _ -, or off"
             ),
+            ConfigError::Motd(why) => write!(f, "--motd: {why}"),
         }
     }
 }
@@ -295,9 +321,21 @@ impl Args {
             }
             Some(room)
         };
+        let motd = match &self.motd {
+            None => default_motd(),
+            Some(path) => std::fs::read_to_string(path)
+                .map_err(|e| ConfigError::Motd(format!("{}: {e}", path.display())))?
+                .lines()
+                .take(MAX_MOTD_LINES)
+                .map(|l| l.chars().take(400).collect())
+                .collect(),
+        };
         Ok(ServerConfig {
             listen: self.listen.clone(),
             echo_listen: self.echo_listen.clone(),
+            irc_listen: self.irc_listen.iter().flatten().copied().collect(),
+            ping_interval: secs(self.ping_interval),
+            motd,
             sendq: self.sendq,
             db: self.db.clone(),
             sync: self.sync,
@@ -318,6 +356,26 @@ impl Args {
             ..ServerConfig::default()
         })
     }
+}
+
+/// The most lines of a message of the day.
+pub const MAX_MOTD_LINES: usize = 200;
+
+fn default_motd() -> Vec<String> {
+    vec![
+        "Welcome to chatd: IRC and plain-text clients share these rooms.".into(),
+        "Try JOIN #lobby.".into(),
+    ]
+}
+
+/// A listen address, or `off` for none.
+fn parse_listen(s: &str) -> Result<std::option::Option<SocketAddr>, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    s.parse()
+        .map(Some)
+        .map_err(|e| format!("{s:?}: {e} (an address like 127.0.0.1:6667, or off)"))
 }
 
 /// Seconds as a duration, 0 meaning none.

@@ -577,6 +577,7 @@ fn load_rooms(conn: &Connection, history: usize) -> rusqlite::Result<Vec<StoredR
                 Ok(Message {
                     id: MsgId(uint(row, 0)?),
                     sender: UserId(uint(row, 1)?),
+                    sender_mask: Message::stored_mask(&row.get::<_, String>(2)?),
                     sender_name: Arc::from(row.get::<_, String>(2)?),
                     room: id,
                     at: Timestamp(uint(row, 3)?),
@@ -663,6 +664,7 @@ mod tests {
             id: MsgId(id),
             sender: UserId(sender),
             sender_name: name.into(),
+            sender_mask: Message::stored_mask(name),
             room: RoomId(room),
             at: Timestamp(10_000 + id),
             text: format!("message {id}").into(),

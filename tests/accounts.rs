@@ -894,7 +894,15 @@ fn password_hashing_does_not_block_the_event_loop() {
 #[track_caller]
 fn refused_start(db: &str) -> (ExitStatus, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_chatd"))
-        .args(["--listen", "127.0.0.1:0", "--log-level", "info", "--db", db])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--irc-listen",
+            "off",
+            "--log-level",
+            "info",
+        ])
+        .args(["--db", db])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

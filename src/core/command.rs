@@ -3,6 +3,7 @@
 //! Names arrive as the client typed them; the core checks them, so every
 //! dialect gets the same rules and the same errors.
 
+use super::event::Extra;
 use super::model::Secret;
 
 /// One parsed client command.
@@ -99,6 +100,101 @@ pub enum Command {
     },
     /// The command summary.
     Help,
+    /// Describes the client before it logs in (IRC `USER`): the names WHO
+    /// and WHOIS show, and whether it wants IRC's conventions at login (no
+    /// user list, no lobby, LUSERS) and on join (the topic).
+    Profile {
+        /// The user name (ident).
+        ident: String,
+        /// The real name.
+        realname: String,
+        /// IRC conventions.
+        irc: bool,
+    },
+    /// A message to a room (`#name`) or a user, with what IRC adds.
+    Tell {
+        /// A room or a user name.
+        target: String,
+        /// The text.
+        text: String,
+        /// What some dialects add (notice, client tags).
+        extra: Option<Extra>,
+    },
+    /// Change one's name (guests only; everyone sharing a room is told).
+    Nick {
+        /// The new name.
+        name: String,
+    },
+    /// Put someone out of a room (operators only).
+    Kick {
+        /// The room.
+        room: String,
+        /// Who.
+        name: String,
+        /// Why.
+        reason: Option<String>,
+    },
+    /// Query (no changes) or change a room's modes.
+    Mode {
+        /// The room.
+        room: String,
+        /// The changes, in order.
+        changes: Vec<ModeChange>,
+    },
+    /// Who is in a room, with operators marked.
+    Names {
+        /// The room.
+        room: String,
+    },
+    /// Users matching a mask (a room, a name, `*` wildcards).
+    Who {
+        /// The mask.
+        mask: String,
+    },
+    /// All about one online user.
+    Whois {
+        /// The name.
+        name: String,
+    },
+    /// Which of these names are online.
+    Ison {
+        /// The names.
+        names: Vec<String>,
+    },
+    /// Masks and away state of these users.
+    Userhost {
+        /// The names.
+        names: Vec<String>,
+    },
+    /// Set (`Some`) or clear the away message.
+    Away {
+        /// The message.
+        text: Option<String>,
+    },
+    /// Server-wide counts.
+    Lusers,
+    /// The server's clock.
+    Time,
+}
+
+/// One room mode change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModeChange {
+    /// `+` (true) or `-`.
+    pub add: bool,
+    /// Which mode.
+    pub mode: RoomMode,
+}
+
+/// The room modes the core knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomMode {
+    /// `o NAME`: room operator.
+    Op(String),
+    /// `t`: only operators set the topic.
+    TopicLock,
+    /// `n`: only members speak.
+    NoExternal,
 }
 
 impl Command {
@@ -111,6 +207,51 @@ impl Command {
                 | Command::Quit { .. }
                 | Command::Ping { .. }
                 | Command::Help
+                | Command::Profile { .. }
+                | Command::Lusers
+                | Command::Time
         )
+    }
+
+    /// A short name for the command, carried by its errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Register { .. } => "register",
+            Command::Login { .. } => "login",
+            Command::Logout => "logout",
+            Command::Quit { .. } => "quit",
+            Command::Join { .. } => "join",
+            Command::Create { .. } => "create",
+            Command::Leave { .. } => "leave",
+            Command::Switch { .. } => "switch",
+            Command::Say { .. } => "say",
+            Command::Msg { .. } => "msg",
+            Command::Broadcast { .. } => "broadcast",
+            Command::Users => "users",
+            Command::Rooms => "rooms",
+            Command::History { .. } => "history",
+            Command::Topic { .. } => "topic",
+            Command::Whoami => "whoami",
+            Command::Stats => "stats",
+            Command::Ping { .. } => "ping",
+            Command::Help => "help",
+            Command::Profile { .. } => "profile",
+            Command::Tell {
+                extra: Some(Extra { notice: true, .. }),
+                ..
+            } => "notice",
+            Command::Tell { .. } => "tell",
+            Command::Nick { .. } => "nick",
+            Command::Kick { .. } => "kick",
+            Command::Mode { .. } => "mode",
+            Command::Names { .. } => "names",
+            Command::Who { .. } => "who",
+            Command::Whois { .. } => "whois",
+            Command::Ison { .. } => "ison",
+            Command::Userhost { .. } => "userhost",
+            Command::Away { .. } => "away",
+            Command::Lusers => "lusers",
+            Command::Time => "time",
+        }
     }
 }

@@ -44,6 +44,14 @@ pub enum Action {
         /// Who asked.
         conn: ConnId,
     },
+    /// Bytes a dialect answered with by itself (IRC `CAP`, `PONG`, numerics
+    /// the core has no event for), kept in order with the core's events.
+    Raw {
+        /// The recipient.
+        to: ConnId,
+        /// The bytes, ready for the socket.
+        bytes: Vec<u8>,
+    },
     /// Close the connection once its queue is flushed. The core has already
     /// forgotten it.
     Close {
@@ -136,6 +144,60 @@ pub enum OkReply {
     Help,
     /// End of `/stats`.
     Stats,
+    /// Marked away (`true`) or back.
+    Away {
+        /// Whether the user is now away.
+        away: bool,
+    },
+}
+
+/// What some dialects add to a message: IRC's `NOTICE` kind and client tags.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Extra {
+    /// A notice: never answered automatically, never stored.
+    pub notice: bool,
+    /// Client-only message tags (`+key=value;...`, escaped), relayed as sent.
+    pub tags: Option<Arc<str>>,
+}
+
+/// One online user, as WHOIS and USERHOST show them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserInfo {
+    /// The name.
+    pub name: Arc<str>,
+    /// The user name the client gave.
+    pub ident: Arc<str>,
+    /// The address.
+    pub host: Arc<str>,
+    /// The real name the client gave.
+    pub realname: Arc<str>,
+    /// The away message, if away.
+    pub away: Option<Arc<str>>,
+    /// Logged in to a registered account.
+    pub registered: bool,
+    /// Rooms, each with whether the user is an operator there.
+    pub rooms: Vec<(Arc<str>, bool)>,
+    /// When the user logged in.
+    pub since: Timestamp,
+}
+
+/// One line of a WHO answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WhoRow {
+    /// A room they share with the mask, if the mask was a room.
+    pub room: Option<Arc<str>>,
+    /// The name.
+    pub name: Arc<str>,
+    /// The user name the client gave.
+    pub ident: Arc<str>,
+    /// The address.
+    pub host: Arc<str>,
+    /// The real name the client gave.
+    pub realname: Arc<str>,
+    /// Away or not.
+    pub away: bool,
+    /// Operator in `room`.
+    pub op: bool,
 }
 
 /// Something the server tells a client.
@@ -154,6 +216,8 @@ pub enum Event {
         room: Arc<str>,
         /// Member names.
         names: Vec<Arc<str>>,
+        /// Whether each member (same order) is a room operator.
+        ops: Vec<bool>,
     },
     /// Who is online (the dialect splits long lists).
     Users {
@@ -177,6 +241,8 @@ pub enum Event {
         room: Arc<str>,
         /// Who set it.
         name: Arc<str>,
+        /// Their `name!ident@host`.
+        mask: Arc<str>,
         /// The new topic.
         topic: Arc<str>,
     },
@@ -193,11 +259,17 @@ pub enum Event {
         room: Arc<str>,
         /// The message.
         msg: Arc<Message>,
+        /// Extras only some clients see (IRC `NOTICE`, client tags).
+        extra: Option<Arc<Extra>>,
     },
     /// A direct message.
     Dm {
         /// The sender's name.
         from: Arc<str>,
+        /// The sender's `name!ident@host`.
+        mask: Arc<str>,
+        /// Extras only some clients see (IRC `NOTICE`, client tags).
+        extra: Option<Arc<Extra>>,
         /// The recipient's name.
         to: Arc<str>,
         /// Its id.
@@ -211,6 +283,8 @@ pub enum Event {
     Broadcast {
         /// The sender's name.
         from: Arc<str>,
+        /// The sender's `name!ident@host`.
+        mask: Arc<str>,
         /// Its id.
         id: MsgId,
         /// When it was sent.
@@ -224,6 +298,8 @@ pub enum Event {
         room: Arc<str>,
         /// Who.
         name: Arc<str>,
+        /// Their `name!ident@host`.
+        mask: Arc<str>,
     },
     /// Someone left a room the recipient is in.
     Leave {
@@ -231,6 +307,8 @@ pub enum Event {
         room: Arc<str>,
         /// Who.
         name: Arc<str>,
+        /// Their `name!ident@host`.
+        mask: Arc<str>,
         /// Why, if they said.
         reason: Option<Arc<str>>,
     },
@@ -238,6 +316,8 @@ pub enum Event {
     Offline {
         /// Who.
         name: Arc<str>,
+        /// Their `name!ident@host`.
+        mask: Arc<str>,
         /// Why.
         reason: Option<Arc<str>>,
     },
@@ -267,6 +347,105 @@ pub enum Event {
         /// Name and value of each counter.
         counters: Vec<(String, u64)>,
     },
+    /// Someone the recipient can see (or the recipient) changed name.
+    Nick {
+        /// The old name.
+        old: Arc<str>,
+        /// The old `name!ident@host`.
+        mask: Arc<str>,
+        /// The new name.
+        new: Arc<str>,
+    },
+    /// A room operator put someone out of a room.
+    Kick {
+        /// The room.
+        room: Arc<str>,
+        /// The operator.
+        by: Arc<str>,
+        /// The operator's `name!ident@host`.
+        mask: Arc<str>,
+        /// Who was put out.
+        name: Arc<str>,
+        /// Why.
+        reason: Arc<str>,
+    },
+    /// A room's modes changed (`+o name`, `-t`).
+    Mode {
+        /// The room.
+        room: Arc<str>,
+        /// Who changed them.
+        by: Arc<str>,
+        /// Their `name!ident@host`.
+        mask: Arc<str>,
+        /// The change, IRC style: `+o bob`, `-t`.
+        change: Arc<str>,
+    },
+    /// A room's current modes (the answer to a mode query).
+    RoomModes {
+        /// The room.
+        room: Arc<str>,
+        /// The modes, IRC style: `+nt`.
+        modes: Arc<str>,
+        /// When the room was created (or loaded at start).
+        created: Timestamp,
+    },
+    /// A room's topic (the answer to a topic query).
+    TopicIs {
+        /// The room.
+        room: Arc<str>,
+        /// Its id.
+        id: RoomId,
+        /// How many are in it.
+        members: usize,
+        /// The topic (empty: none).
+        topic: Arc<str>,
+        /// Who set it.
+        by: Arc<str>,
+        /// When.
+        at: Timestamp,
+    },
+    /// What is known of one online user (the answer to WHOIS).
+    Whois(Box<UserInfo>),
+    /// Users matching a WHO mask, then the end of the list.
+    Who {
+        /// The mask asked for.
+        mask: Arc<str>,
+        /// One row per match.
+        rows: Vec<WhoRow>,
+    },
+    /// Which of the names asked for are online (IRC ISON).
+    Ison {
+        /// The names, as the users spell them.
+        names: Vec<Arc<str>>,
+    },
+    /// Users' masks and away state (IRC USERHOST).
+    Userhost {
+        /// The users found.
+        rows: Vec<UserInfo>,
+    },
+    /// The recipient of a direct message is away.
+    AwayIs {
+        /// Who.
+        name: Arc<str>,
+        /// Their away message.
+        text: Arc<str>,
+    },
+    /// Server-wide counts (IRC LUSERS).
+    Lusers {
+        /// Users logged in.
+        users: usize,
+        /// Connections not logged in.
+        unknown: usize,
+        /// Rooms.
+        rooms: usize,
+        /// The most users logged in at once since start.
+        max_users: usize,
+    },
+    /// The server's clock (IRC TIME).
+    Time {
+        /// Now.
+        now: Timestamp,
+    },
     /// Goodbye; the connection closes next.
     Bye {
         /// Why.
@@ -286,6 +465,9 @@ pub struct Error {
     pub arg: Option<Arc<str>>,
     /// A sentence for a person.
     pub text: Arc<str>,
+    /// The command that failed ([`crate::core::Command::name`]), so a dialect
+    /// can pick its own reply (IRC numerics differ by command).
+    pub command: Option<&'static str>,
 }
 
 impl Error {
@@ -295,6 +477,7 @@ impl Error {
             code,
             arg: None,
             text: code.default_text().into(),
+            command: None,
         }
     }
 
@@ -358,6 +541,10 @@ pub enum ErrorCode {
     NotAvailable,
     /// The recipient's stored messages are at their limit.
     MailboxFull,
+    /// Only a room operator may do that.
+    NotOperator,
+    /// The name cannot be changed (a registered account's).
+    CannotRename,
 }
 
 impl ErrorCode {
@@ -383,6 +570,8 @@ impl ErrorCode {
             ErrorCode::TooManyRooms => "too-many-rooms",
             ErrorCode::NotAvailable => "not-available",
             ErrorCode::MailboxFull => "mailbox-full",
+            ErrorCode::NotOperator => "not-operator",
+            ErrorCode::CannotRename => "cannot-rename",
         }
     }
 
@@ -410,6 +599,8 @@ impl ErrorCode {
             ErrorCode::TooManyRooms => "room limit reached",
             ErrorCode::NotAvailable => "not available on this server",
             ErrorCode::MailboxFull => "that user has too many unread messages",
+            ErrorCode::NotOperator => "you are not a room operator",
+            ErrorCode::CannotRename => "a registered account keeps its name",
         }
     }
 }

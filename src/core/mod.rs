@@ -12,9 +12,11 @@ mod model;
 mod record;
 
 pub use chat::{Chat, Counts};
-pub use command::Command;
-pub use event::{Action, AuthOutcome, AuthRequest, Error, ErrorCode, Event, OkReply};
-pub use model::{ConnId, Message, MsgId, RoomId, Secret, Timestamp, UserId};
+pub use command::{Command, ModeChange, RoomMode};
+pub use event::{
+    Action, AuthOutcome, AuthRequest, Error, ErrorCode, Event, Extra, OkReply, UserInfo, WhoRow,
+};
+pub use model::{ConnId, Message, MsgId, RoomId, Secret, Timestamp, UserId, user_mask};
 pub use record::{Record, Snapshot, StoredAccount, StoredDm, StoredRoom};
 
 #[cfg(test)]

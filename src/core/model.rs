@@ -1,6 +1,6 @@
 //! The nouns of the chat: ids, time, users, rooms and messages.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -148,12 +148,22 @@ pub struct Message {
     pub sender: UserId,
     /// The sender's name at the time.
     pub sender_name: Arc<str>,
+    /// The sender's `name!ident@host` at the time (IRC's source prefix).
+    pub sender_mask: Arc<str>,
     /// Where it was said.
     pub room: RoomId,
     /// When the server took it.
     pub at: Timestamp,
     /// What was said.
     pub text: Arc<str>,
+}
+
+impl Message {
+    /// The source prefix of a message loaded from the database, whose
+    /// sender's address was not kept.
+    pub fn stored_mask(name: &str) -> Arc<str> {
+        format!("{name}!{name}@chatd").into()
+    }
 }
 
 /// A logged-in user.
@@ -164,7 +174,14 @@ pub(crate) struct User {
     pub(crate) registered: bool,
     pub(crate) conn: ConnId,
     pub(crate) ip: IpAddr,
-    #[allow(dead_code)] // shown by later commands (WHOIS, /stats)
+    /// The user name a client gave (IRC `USER`), or the name.
+    pub(crate) ident: Arc<str>,
+    /// The real name a client gave (IRC `USER`), or empty.
+    pub(crate) realname: Arc<str>,
+    /// `name!ident@ip`, IRC's source prefix, kept in step with renames.
+    pub(crate) mask: Arc<str>,
+    /// The away message, if the user is away.
+    pub(crate) away: Option<Arc<str>>,
     pub(crate) logged_in_at: Timestamp,
     /// Rooms in the order they were joined; the last is the fallback current room.
     pub(crate) rooms: Vec<RoomId>,
@@ -180,8 +197,30 @@ pub(crate) struct Room {
     /// Members ordered by user id (login order), so listings are stable,
     /// each with its connection so a fan-out needs no user lookups.
     pub(crate) members: BTreeMap<UserId, ConnId>,
+    /// Members who are room operators (IRC `+o`): the first into an empty
+    /// room gets it. Not persisted.
+    pub(crate) ops: BTreeSet<UserId>,
+    /// Only operators may set the topic (IRC `+t`; off by default, so line
+    /// users, who have no operator commands, keep setting topics).
+    pub(crate) topic_lock: bool,
+    /// Only members may speak (IRC `+n`, on by default).
+    pub(crate) no_external: bool,
+    /// Who set the topic, and when (IRC 333).
+    pub(crate) topic_by: Arc<str>,
+    pub(crate) topic_at: Timestamp,
+    /// When the room was created or loaded (IRC 329).
+    pub(crate) created: Timestamp,
     /// The most recent messages, oldest first, bounded by `history_len`.
     pub(crate) history: VecDeque<Arc<Message>>,
+}
+
+/// `name!ident@host`, the source prefix IRC clients see.
+pub fn user_mask(name: &str, ident: &str, ip: IpAddr) -> Arc<str> {
+    match ip {
+        // An IPv6 host starting with ':' would break IRC's prefix parsing.
+        IpAddr::V6(v6) if v6.to_string().starts_with(':') => format!("{name}!{ident}@0{v6}").into(),
+        ip => format!("{name}!{ident}@{ip}").into(),
+    }
 }
 
 #[cfg(test)]

@@ -48,7 +48,7 @@ fn messages_carry_the_time_they_were_handled() {
     let mut chat = Chat::new(CoreConfig::default());
     login(&mut chat, 1, "alice");
     let out = chat.handle(ConnId(1), say(None, "hi"), Timestamp(42_000));
-    let [Event::Msg { room, msg }] = events_for(&out, 1)[..] else {
+    let [Event::Msg { room, msg, .. }] = events_for(&out, 1)[..] else {
         panic!("{out:?}");
     };
     assert_eq!(&**room, "#lobby");
@@ -140,6 +140,7 @@ fn restore_rebuilds_accounts_rooms_history_and_mail() {
         id: MsgId(id),
         sender: UserId(7),
         sender_name: "alice".into(),
+        sender_mask: Message::stored_mask("alice"),
         room: RoomId(3),
         at: Timestamp(id),
         text: text.into(),
@@ -325,7 +326,7 @@ proptest! {
             }
             for action in &out {
                 let to: &[ConnId] = match action {
-                    Action::Send { to, .. } => std::slice::from_ref(to),
+                    Action::Send { to, .. } | Action::Raw { to, .. } => std::slice::from_ref(to),
                     Action::Fanout { to, .. } => to,
                     Action::Close { conn } | Action::Auth { conn, .. } | Action::Stats { conn } => std::slice::from_ref(conn),
                     Action::Store(_) => &[],

@@ -55,6 +55,10 @@
 use std::borrow::Cow;
 use std::fmt;
 
+mod session;
+
+pub use session::{PROFILES, Session, Settings};
+
 /// The most bytes of a message body (everything after the tags part),
 /// counting its `\r\n`.
 pub const MAX_BODY: usize = 512;

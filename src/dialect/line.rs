@@ -146,8 +146,10 @@ fn render_to(event: &Event, out: &mut Vec<u8>) -> std::io::Result<()> {
             OkReply::Rooms { count } => writeln!(out, "OK rooms {count}"),
             OkReply::Help => writeln!(out, "OK help"),
             OkReply::Stats => writeln!(out, "OK stats"),
+            OkReply::Away { away: true } => writeln!(out, "OK away"),
+            OkReply::Away { away: false } => writeln!(out, "OK back"),
         },
-        Event::Members { room, names } => {
+        Event::Members { room, names, .. } => {
             let head = format!("MEMBERS {room} :");
             write_list(out, &head, names, true);
             Ok(())
@@ -162,9 +164,11 @@ fn render_to(event: &Event, out: &mut Vec<u8>) -> std::io::Result<()> {
             members,
             topic,
         } => writeln!(out, "ROOM {name} {id} {members} :{topic}"),
-        Event::Topic { room, name, topic } => writeln!(out, "TOPIC {room} {name} :{topic}"),
+        Event::Topic {
+            room, name, topic, ..
+        } => writeln!(out, "TOPIC {room} {name} :{topic}"),
         Event::History { room, count } => writeln!(out, "HISTORY {room} {count}"),
-        Event::Msg { room, msg } => writeln!(
+        Event::Msg { room, msg, .. } => writeln!(
             out,
             "MSG {room} {} {} {} :{}",
             msg.sender_name, msg.id, msg.at, msg.text
@@ -175,16 +179,21 @@ fn render_to(event: &Event, out: &mut Vec<u8>) -> std::io::Result<()> {
             id,
             at,
             text,
+            ..
         } => writeln!(out, "DM {from} {to} {id} {at} :{text}"),
-        Event::Broadcast { from, id, at, text } => {
+        Event::Broadcast {
+            from, id, at, text, ..
+        } => {
             writeln!(out, "BROADCAST {from} {id} {at} :{text}")
         }
-        Event::Join { room, name } => writeln!(out, "JOIN {room} {name}"),
-        Event::Leave { room, name, reason } => {
+        Event::Join { room, name, .. } => writeln!(out, "JOIN {room} {name}"),
+        Event::Leave {
+            room, name, reason, ..
+        } => {
             write!(out, "LEAVE {room} {name}")?;
             end_with_reason(out, reason.as_deref())
         }
-        Event::Offline { name, reason } => {
+        Event::Offline { name, reason, .. } => {
             write!(out, "OFFLINE {name}")?;
             end_with_reason(out, reason.as_deref())
         }
@@ -195,12 +204,7 @@ fn render_to(event: &Event, out: &mut Vec<u8>) -> std::io::Result<()> {
             rooms,
         } => {
             write!(out, "YOU {name} {id} {} :", wire_ip(*ip))?;
-            for (i, room) in rooms.iter().enumerate() {
-                if i > 0 {
-                    out.push(b' ');
-                }
-                out.extend_from_slice(room.as_bytes());
-            }
+            write_joined(out, rooms)?;
             writeln!(out)
         }
         Event::Pong { token: None } => writeln!(out, "PONG"),
@@ -214,11 +218,66 @@ fn render_to(event: &Event, out: &mut Vec<u8>) -> std::io::Result<()> {
             }
             Ok(())
         }
-        Event::Error(Error { code, arg, text }) => match arg {
+        Event::Nick { old, new, .. } => writeln!(out, "NICK {old} {new}"),
+        Event::Kick {
+            room,
+            by,
+            name,
+            reason,
+            ..
+        } => writeln!(out, "KICK {room} {name} {by} :{reason}"),
+        Event::Mode {
+            room, by, change, ..
+        } => writeln!(out, "MODE {room} {by} :{change}"),
+        Event::RoomModes { room, modes, .. } => writeln!(out, "MODES {room} {modes}"),
+        Event::TopicIs {
+            room,
+            id,
+            members,
+            topic,
+            ..
+        } => writeln!(out, "ROOM {room} {id} {members} :{topic}"),
+        Event::Whois(info) => {
+            write!(out, "WHOIS {} {} :", info.name, info.host)?;
+            let rooms: Vec<Arc<str>> = info.rooms.iter().map(|(r, _)| r.clone()).collect();
+            write_joined(out, &rooms)?;
+            writeln!(out)
+        }
+        Event::Who { rows, .. } => {
+            let names: Vec<Arc<str>> = rows.iter().map(|r| r.name.clone()).collect();
+            write_list(out, "USERS :", &names, false);
+            Ok(())
+        }
+        Event::Ison { names } => {
+            write_list(out, "USERS :", names, false);
+            Ok(())
+        }
+        Event::Userhost { rows } => {
+            let names: Vec<Arc<str>> = rows.iter().map(|r| r.name.clone()).collect();
+            write_list(out, "USERS :", &names, false);
+            Ok(())
+        }
+        Event::AwayIs { name, text } => writeln!(out, "AWAY {name} :{text}"),
+        Event::Lusers { users, rooms, .. } => writeln!(out, "LUSERS {users} {rooms}"),
+        Event::Time { now } => writeln!(out, "TIME {now}"),
+        Event::Error(Error {
+            code, arg, text, ..
+        }) => match arg {
             Some(arg) if is_word(arg) => writeln!(out, "ERR {code} {arg} :{text}"),
             _ => writeln!(out, "ERR {code} :{text}"),
         },
     }
+}
+
+/// Names separated by single spaces.
+fn write_joined(out: &mut Vec<u8>, names: &[Arc<str>]) -> std::io::Result<()> {
+    for (i, name) in names.iter().enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        out.extend_from_slice(name.as_bytes());
+    }
+    Ok(())
 }
 
 /// Runs one raw client line through the parser, the state machine and the
@@ -263,6 +322,7 @@ pub fn render_actions(actions: &[Action]) -> Vec<(ConnId, String)> {
             Action::Close { .. }
             | Action::Store(_)
             | Action::Auth { .. }
+            | Action::Raw { .. }
             | Action::Stats { .. } => {
                 continue;
             }

@@ -50,24 +50,25 @@ impl Server {
             Service::Chat(dialect) => (dialect, false),
             Service::Echo => (Dialect::Line, true),
         };
+        let session = Session::new(dialect, &self.irc, addr.ip());
         let ip = addr.ip();
         let from_ip = self.per_ip.get(&ip).copied().unwrap_or(0);
         let (max, per_ip) = (self.config.max_clients, self.config.max_per_ip);
         if max > 0 && self.conns >= max {
-            return self.refuse(socket, addr, dialect, "the server is full");
+            return self.refuse(socket, addr, session, "the server is full");
         }
         if per_ip > 0 && from_ip >= per_ip {
             return self.refuse(
                 socket,
                 addr,
-                dialect,
+                session,
                 "too many connections from your address",
             );
         }
         let entry = self.slab.vacant_entry();
         let key = entry.key();
         if key > u32::MAX as usize {
-            return self.refuse(socket, addr, dialect, "the server is full");
+            return self.refuse(socket, addr, session, "the server is full");
         }
         if let Err(e) = socket.set_nodelay(true) {
             debug!("set_nodelay for {addr}: {e}");
@@ -91,7 +92,8 @@ impl Server {
             .rate
             .filter(|_| !echo)
             .map(|rate| Bucket::new(rate, now));
-        let mut conn = Connection::new(socket, id, addr, dialect, bucket);
+        let keepalive = session.keepalive().is_some();
+        let mut conn = Connection::new(socket, id, addr, session, bucket, now);
         conn.echo = echo;
         entry.insert(Entry::Conn(conn));
         self.conns += 1;
@@ -105,6 +107,9 @@ impl Server {
         if echo {
             return;
         }
+        if let (true, Some(every)) = (keepalive, self.config.ping_interval) {
+            self.timers.add(now + every, Timer::Ping(id));
+        }
         if let Some(timeout) = self.config.login_timeout {
             self.timers.add(now + timeout, Timer::LoginDeadline(id));
         }
@@ -115,12 +120,15 @@ impl Server {
 
     /// Sends one `too-many-connections` error (best effort: the socket is
     /// new, so its buffer has room) and closes.
-    fn refuse(&mut self, mut socket: TcpStream, addr: SocketAddr, dialect: Dialect, why: &str) {
+    fn refuse(&mut self, mut socket: TcpStream, addr: SocketAddr, mut session: Session, why: &str) {
         self.stats.refused += 1;
         debug!("refusing {addr}: {why}");
         let mut line = Vec::new();
-        let error = Error::new(ErrorCode::TooManyConnections).text(why);
-        dialect.render(&Event::Error(error), &mut line);
+        let event = match session {
+            Session::Line => Event::Error(Error::new(ErrorCode::TooManyConnections).text(why)),
+            Session::Irc(_) => Event::Bye { reason: why.into() },
+        };
+        session.render(&event, &mut line);
         if let Err(e) = socket.write(&line) {
             debug!("refusing {addr}: {e}");
         }

@@ -1,14 +1,14 @@
 //! One client connection: its socket, read framing and write queue.
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use mio::net::TcpStream;
 
 use super::queue::WriteQueue;
 use super::rate::Bucket;
-use crate::config::MAX_LINE;
 use crate::core::ConnId;
-use crate::dialect::Dialect;
+use crate::dialect::Session;
 use crate::framing::LineBuffer;
 
 /// A client socket and what the reactor keeps for it.
@@ -18,7 +18,12 @@ pub(crate) struct Connection {
     /// The id the core knows it by (never reused).
     pub(crate) id: ConnId,
     pub(crate) addr: SocketAddr,
-    pub(crate) dialect: Dialect,
+    /// What the connection's dialect remembers (IRC registration, caps).
+    pub(crate) session: Session,
+    /// When input last arrived (for the keepalive `PING`).
+    pub(crate) last_input: Instant,
+    /// A keepalive `PING` went out and nothing has arrived since.
+    pub(crate) ping_sent: bool,
     /// Splits incoming bytes into lines; holds only an unfinished line.
     pub(crate) framer: LineBuffer,
     /// Bytes waiting for the socket.
@@ -50,15 +55,18 @@ impl Connection {
         socket: TcpStream,
         id: ConnId,
         addr: SocketAddr,
-        dialect: Dialect,
+        session: Session,
         bucket: Option<Bucket>,
+        now: Instant,
     ) -> Self {
         Connection {
             socket,
             id,
             addr,
-            dialect,
-            framer: LineBuffer::new(MAX_LINE),
+            framer: LineBuffer::new(session.max_line()),
+            session,
+            last_input: now,
+            ping_sent: false,
             queue: WriteQueue::default(),
             closing: false,
             wants_writable: false,

@@ -83,29 +83,31 @@ impl Server {
         let Some(Entry::Conn(c)) = self.slab.get_mut(key) else {
             return false;
         };
-        let (id, dialect) = (c.id, c.dialect);
+        let id = c.id;
         let (chat, actions, stats) = (&mut self.chat, &mut self.actions, &mut self.stats);
         let (now, wall) = (Instant::now(), wall_now());
-        let bucket = &mut c.bucket;
+        c.last_input = now;
+        c.ping_sent = false;
+        let (bucket, session) = (&mut c.bucket, &mut c.session);
         let mut stop = None;
         let used = c.framer.feed(bytes, |frame| {
             stats.lines_in += 1;
-            match dialect.parse(frame) {
-                Ok(cmd) => {
+            let mut closed = false;
+            session.input(frame, &mut |input| match input {
+                Input::Command(cmd) if !closed => {
                     let before = actions.len();
                     chat.handle_into(id, cmd, wall, actions);
-                    if actions[before..]
+                    closed = actions[before..]
                         .iter()
-                        .any(|a| matches!(a, Action::Close { conn } if *conn == id))
-                    {
-                        stop = Some(Stop::Closed);
-                        return ControlFlow::Break(());
-                    }
+                        .any(|a| matches!(a, Action::Close { conn } if *conn == id));
                 }
-                Err(e) => actions.push(Action::Send {
-                    to: id,
-                    event: Event::Error(e),
-                }),
+                Input::Command(_) => {}
+                Input::Event(event) => actions.push(Action::Send { to: id, event }),
+                Input::Raw(bytes) => actions.push(Action::Raw { to: id, bytes }),
+            });
+            if closed {
+                stop = Some(Stop::Closed);
+                return ControlFlow::Break(());
             }
             if let Some(bucket) = bucket.as_mut() {
                 bucket.take(now);

@@ -37,7 +37,7 @@ use slab::Slab;
 use crate::auth::{AuthError, AuthPool};
 use crate::config::{MAX_HISTORY_REQUEST, ServerConfig};
 use crate::core::{Action, Chat, ConnId, Event, Record, Timestamp};
-use crate::dialect::Dialect;
+use crate::dialect::{Dialect, Input, Session, irc};
 use crate::store::{Store, StoreError};
 use conn::Connection;
 use stats::Stats;
@@ -189,6 +189,8 @@ pub struct Server {
     per_ip: HashMap<IpAddr, usize>,
     /// Counters for `/stats` and the stats log line.
     stats: Stats,
+    /// What every IRC session shares (server name, MOTD).
+    irc: Arc<irc::Settings>,
 }
 
 impl Server {
@@ -233,6 +235,12 @@ impl Server {
             .listen
             .iter()
             .map(|a| (*a, Service::Chat(Dialect::Line))))
+        .chain(
+            config
+                .irc_listen
+                .iter()
+                .map(|a| (*a, Service::Chat(Dialect::Irc))),
+        )
         .chain(config.echo_listen.iter().map(|a| (*a, Service::Echo)));
         for (addr, service) in services {
             let mut listener = TcpListener::bind(addr)
@@ -243,7 +251,15 @@ impl Server {
             local_addrs.push((listener.local_addr()?, service));
             entry.insert(Entry::Listener(listener, service));
         }
+        let irc = Arc::new(irc::Settings {
+            server: config.core.server_name.as_str().into(),
+            network: "chatd".into(),
+            created: wall_now().to_string(),
+            motd: config.motd.clone(),
+            chanlimit: config.core.max_rooms_per_user,
+        });
         Ok(Server {
+            irc,
             poll,
             slab,
             chat,
@@ -409,6 +425,7 @@ impl Server {
                         self.timers.add(now + every, Timer::StatsLog);
                     }
                 }
+                Timer::Ping(id) => self.check_idle(id, now),
                 // Only wakes the loop: the commit is retried before the flush.
                 Timer::RetryCommit => {}
                 Timer::ResumeAccept => {
@@ -453,6 +470,52 @@ impl Server {
 }
 
 /// Finds a live connection by the id the core knows.
+impl Server {
+    /// A connection whose dialect pings idle clients: ping it if it has been
+    /// silent for the interval, drop it if it stayed silent after the ping.
+    fn check_idle(&mut self, id: ConnId, now: Instant) {
+        let Some(every) = self.config.ping_interval else {
+            return;
+        };
+        let Some((key, c)) = conn_mut(&mut self.slab, id) else {
+            return;
+        };
+        if c.closing {
+            return;
+        }
+        let idle = now.saturating_duration_since(c.last_input);
+        if idle < every {
+            self.timers.add(c.last_input + every, Timer::Ping(id));
+            return;
+        }
+        if c.ping_sent {
+            info!("conn {} dropped: ping timeout", id.0 >> 32);
+            let reason = format!("Ping timeout: {} seconds", idle.as_secs());
+            self.chat
+                .disconnect_into(id, &reason, wall_now(), &mut self.actions);
+            self.actions.push(Action::Send {
+                to: id,
+                event: Event::Bye {
+                    reason: reason.into(),
+                },
+            });
+            self.actions.push(Action::Close { conn: id });
+            self.apply_actions();
+            return;
+        }
+        if let Some(ping) = c.session.keepalive() {
+            c.ping_sent = true;
+            self.actions.push(Action::Raw {
+                to: id,
+                bytes: ping,
+            });
+            self.apply_actions();
+        }
+        self.timers.add(now + every, Timer::Ping(id));
+        let _ = key;
+    }
+}
+
 fn conn_mut(slab: &mut Slab<Entry>, id: ConnId) -> Option<(usize, &mut Connection)> {
     let key = (id.0 & u64::from(u32::MAX)) as usize;
     match slab.get_mut(key) {

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::core::OkReply;
+use crate::dialect::PROFILES;
 
 /// How far past its sendq a queue may grow within one loop iteration, before
 /// the flush has had its chance to write it out.
@@ -41,20 +42,31 @@ impl Server {
                 if let Event::Error(e) = &event {
                     debug!("conn {}: ERR {} {}", to.0 >> 32, e.code, e.text);
                 }
-                let dialect = c.dialect;
-                c.queue.render_with(|buf| dialect.render(&event, buf));
+                let session = &mut c.session;
+                c.queue.render_with(|buf| session.render(&event, buf));
+                queued(&mut self.dirty, &mut self.overflow, key, c, sendq);
+            }
+            Action::Raw { to, bytes } => {
+                let Some((key, c)) = conn_mut(&mut self.slab, to) else {
+                    return;
+                };
+                c.queue.render_with(|buf| buf.extend_from_slice(&bytes));
                 queued(&mut self.dirty, &mut self.overflow, key, c, sendq);
             }
             Action::Fanout { to, event } => {
-                let mut rendered: [Option<Arc<[u8]>>; Dialect::ALL.len()] = Default::default();
+                // Rendered once per profile (dialect and capabilities) in use.
+                let mut rendered: [Option<Arc<[u8]>>; PROFILES] = Default::default();
                 for id in to {
                     let Some((key, c)) = conn_mut(&mut self.slab, id) else {
                         continue;
                     };
-                    let dialect = c.dialect;
-                    let bytes = rendered[dialect.index()].get_or_insert_with(|| {
+                    if !c.session.wants(&event) {
+                        continue;
+                    }
+                    let session = &c.session;
+                    let bytes = rendered[session.profile()].get_or_insert_with(|| {
                         let mut buf = Vec::new();
-                        dialect.render(&event, &mut buf);
+                        session.render_shared(&event, &mut buf);
                         buf.into()
                     });
                     c.queue.push_shared(bytes.clone());

@@ -22,6 +22,8 @@ pub(crate) enum Timer {
     LoginDeadline(ConnId),
     /// Time for the periodic stats log line.
     StatsLog,
+    /// Check whether a connection has been idle too long (keepalive `PING`).
+    Ping(ConnId),
 }
 
 /// A min-heap of deadlines. Timers are never cancelled: one whose subject is

@@ -705,6 +705,7 @@ pub fn spawn_daemon(args: &[&str]) -> Daemon {
         ("--db", ":memory:"),
         ("--rate", "off"),
         ("--max-per-ip", "0"),
+        ("--irc-listen", "off"),
     ];
     let mut child = Command::new(env!("CARGO_BIN_EXE_chatd"))
         .args(["--listen", "127.0.0.1:0", "--log-level", "info"])
@@ -766,6 +767,9 @@ pub fn spawn_daemon(args: &[&str]) -> Daemon {
 /// The address in a `... listening on 127.0.0.1:PORT (line protocol)` log line.
 fn listening_addr(line: &str) -> Option<SocketAddr> {
     let (_, rest) = line.split_once("listening on ")?;
+    if !rest.contains("(line protocol)") {
+        return None;
+    }
     rest.split_whitespace().next()?.parse().ok()
 }
 

@@ -160,31 +160,47 @@ impl Chat {
             return Ok(());
         };
         state.user = Some(id);
+        let (ident, realname) = state
+            .profile
+            .clone()
+            .unwrap_or_else(|| (name.clone(), "".into()));
+        let (ip, irc) = (state.ip, state.irc);
         let key = name.to_ascii_lowercase();
         self.user_names.insert(key.clone(), id);
         self.users.insert(
             id,
             User {
+                mask: mask(&name, &ident, ip),
                 name: name.clone(),
                 registered,
                 conn,
-                ip: state.ip,
+                ip,
+                ident,
+                realname,
+                away: None,
                 logged_in_at: now,
                 rooms: Vec::new(),
                 current: None,
             },
         );
+        self.max_users = self.max_users.max(self.users.len());
         let ok = match how {
             Entry::NewAccount => OkReply::Register { name, id },
             Entry::Guest | Entry::Account => OkReply::Login { name, id },
         };
         send(out, conn, Event::Ok(ok));
-        self.handle_user(conn, id, Command::Users, now, out)?;
-        let lobby = self
-            .config
-            .lobby
-            .as_deref()
-            .and_then(|l| self.find_room(l).ok());
+        // IRC clients get the counts instead of the user list, and join
+        // rooms themselves.
+        let lobby = if irc {
+            self.lusers(conn, out);
+            None
+        } else {
+            self.handle_user(conn, id, Command::Users, now, out)?;
+            self.config
+                .lobby
+                .as_deref()
+                .and_then(|l| self.find_room(l).ok())
+        };
         if let Some(lobby) = lobby {
             self.join_room(id, lobby, out)?;
         }
@@ -222,6 +238,8 @@ impl Chat {
                     out,
                     conn,
                     Event::Dm {
+                        mask: Message::stored_mask(&dm.from),
+                        extra: None,
                         from: dm.from,
                         to: to.clone(),
                         id: dm.id,

@@ -1,14 +1,18 @@
 //! The state machine: who is connected, who is logged in, which rooms exist
 //! and who is in them. Each input returns the actions it causes.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::command::Command;
-use super::event::{Action, AuthOutcome, AuthRequest, Error, ErrorCode, Event, OkReply};
+use super::command::ModeChange;
+use super::event::{
+    Action, AuthOutcome, AuthRequest, Error, ErrorCode, Event, Extra, OkReply, UserInfo, WhoRow,
+};
 use super::model::{
     Account, ConnId, Message, MsgId, Room, RoomId, Secret, StoredDirect, Timestamp, User, UserId,
+    user_mask as mask,
 };
 use super::record::{Record, Snapshot};
 use crate::config::{
@@ -17,6 +21,8 @@ use crate::config::{
 };
 
 mod accounts;
+mod modes;
+mod people;
 mod rooms;
 
 use accounts::{Budget, Entry, Pending};
@@ -61,6 +67,9 @@ struct Conn {
     /// The peer stopped sending while a password was being checked: close
     /// (for this reason) once the held commands have run.
     ended: Option<Arc<str>>,
+    /// What [`Command::Profile`] said: ident, real name, IRC conventions.
+    profile: Option<(Arc<str>, Arc<str>)>,
+    irc: bool,
 }
 
 /// The chat: users, rooms and messages, driven by inputs with the current time.
@@ -97,6 +106,8 @@ pub struct Chat {
     messages_in: u64,
     /// Deliveries of those messages to recipients.
     deliveries_out: u64,
+    /// The most users logged in at once.
+    max_users: usize,
 }
 
 /// What the core counts, for `/stats` and the stats log line.
@@ -140,6 +151,7 @@ impl Chat {
             next_msg: snapshot.next_msg.max(1),
             messages_in: 0,
             deliveries_out: 0,
+            max_users: 0,
         };
         for room in snapshot.rooms {
             let skip = room.history.len().saturating_sub(chat.config.history_len);
@@ -152,6 +164,12 @@ impl Chat {
                     name: room.name.into(),
                     topic: room.topic.into(),
                     members: BTreeMap::new(),
+                    ops: BTreeSet::new(),
+                    topic_lock: false,
+                    no_external: true,
+                    topic_by: chat.server_name.clone(),
+                    topic_at: room.created,
+                    created: room.created,
                     history: room.history.into_iter().skip(skip).map(Arc::new).collect(),
                 },
             );
@@ -220,6 +238,8 @@ impl Chat {
                 pending: None,
                 queued: VecDeque::new(),
                 ended: None,
+                profile: None,
+                irc: false,
             },
         );
         send(
@@ -259,12 +279,14 @@ impl Chat {
             }
             return;
         }
+        let name = cmd.name();
         let result = match state.user {
             None if !cmd.allowed_before_login() => Err(Error::new(ErrorCode::NotLoggedIn)),
             None => self.handle_guest(conn, cmd, now, out),
             Some(user) => self.handle_user(conn, user, cmd, now, out),
         };
-        if let Err(e) = result {
+        if let Err(mut e) = result {
+            e.command = Some(name);
             send(out, conn, e.into());
         }
     }
@@ -316,7 +338,8 @@ impl Chat {
                 .about("register")
                 .text("registration failed on the server; try again")),
         };
-        if let Err(e) = result {
+        if let Err(mut e) = result {
+            e.command = Some("login");
             send(out, conn, e.into());
         }
         let queued = self
@@ -547,7 +570,18 @@ impl Chat {
         match cmd {
             Command::Login { name, password } => self.login(conn, &name, password, now, out),
             Command::Register { name, password } => self.register(conn, &name, password, out),
-            cmd => self.handle_anyone(conn, cmd, out),
+            Command::Profile {
+                ident,
+                realname,
+                irc,
+            } => {
+                if let Some(state) = self.conns.get_mut(&conn) {
+                    state.profile = Some((ident.into(), realname.into()));
+                    state.irc = irc;
+                }
+                Ok(())
+            }
+            cmd => self.handle_anyone(conn, cmd, now, out),
         }
     }
 
@@ -556,6 +590,7 @@ impl Chat {
         &mut self,
         conn: ConnId,
         cmd: Command,
+        now: Timestamp,
         out: &mut Vec<Action>,
     ) -> Result<(), Error> {
         match cmd {
@@ -584,7 +619,9 @@ impl Chat {
                 }
                 send(out, conn, Event::Ok(OkReply::Help));
             }
-            Command::Login { .. } | Command::Register { .. } => {
+            Command::Lusers => self.lusers(conn, out),
+            Command::Time => send(out, conn, Event::Time { now }),
+            Command::Login { .. } | Command::Register { .. } | Command::Profile { .. } => {
                 return Err(Error::new(ErrorCode::AlreadyLoggedIn));
             }
             _ => return Err(Error::new(ErrorCode::NotLoggedIn)),
@@ -659,12 +696,13 @@ impl Chat {
                             .text("you are in no room: /join ROOM first")
                     })?,
                 };
-                self.say(user, id, text, now, out);
+                self.say(user, id, text, None, now, out);
             }
-            Command::Msg { to, text } => self.direct(user, &to, text, now, out)?,
+            Command::Msg { to, text } => self.direct(user, &to, text, None, now, out)?,
             Command::Broadcast { text } => {
                 let event = Event::Broadcast {
                     from: self.users[&user].name.clone(),
+                    mask: self.users[&user].mask.clone(),
                     id: self.next_msg_id(),
                     at: now,
                     text: text.into(),
@@ -676,23 +714,17 @@ impl Chat {
             }
             Command::Topic { room, text: None } => {
                 let id = self.find_room(&room)?;
-                let r = &self.rooms[&id];
-                send(
-                    out,
-                    conn,
-                    Event::Room {
-                        name: r.name.clone(),
-                        id,
-                        members: r.members.len(),
-                        topic: r.topic.clone(),
-                    },
-                );
+                self.send_topic(conn, id, out);
             }
             Command::Topic {
                 room,
                 text: Some(text),
             } => {
                 let id = self.find_joined(user, &room)?;
+                let r = &self.rooms[&id];
+                if r.topic_lock && !r.ops.contains(&user) {
+                    return Err(Error::new(ErrorCode::NotOperator).about(r.name.clone()));
+                }
                 if text.len() > MAX_TOPIC {
                     return Err(Error::new(ErrorCode::BadArgs)
                         .about("topic")
@@ -704,6 +736,8 @@ impl Chat {
                     return Ok(());
                 };
                 r.topic = topic.clone();
+                r.topic_by = self.users[&user].name.clone();
+                r.topic_at = now;
                 out.push(Action::Store(Record::Topic {
                     room: id,
                     topic: topic.clone(),
@@ -713,6 +747,7 @@ impl Chat {
                     event: Event::Topic {
                         room: r.name.clone(),
                         name: self.users[&user].name.clone(),
+                        mask: self.users[&user].mask.clone(),
                         topic,
                     },
                 });
@@ -765,7 +800,24 @@ impl Chat {
                 );
             }
             Command::Stats => out.push(Action::Stats { conn }),
-            cmd => return self.handle_anyone(conn, cmd, out),
+            Command::Tell {
+                target,
+                text,
+                extra,
+            } => self.tell(user, &target, text, extra, now, out)?,
+            Command::Nick { name } => self.rename(conn, user, &name, out)?,
+            Command::Kick { room, name, reason } => self.kick(user, &room, &name, reason, out)?,
+            Command::Mode { room, changes } => self.mode(conn, user, &room, changes, out)?,
+            Command::Names { room } => {
+                let id = self.find_room(&room)?;
+                self.send_members(conn, id, out);
+            }
+            Command::Who { mask } => self.who(conn, user, mask, out),
+            Command::Whois { name } => self.whois(conn, &name, out)?,
+            Command::Ison { names } => self.ison(conn, &names, out),
+            Command::Userhost { names } => self.userhost(conn, &names, out),
+            Command::Away { text } => self.away(conn, user, text, out),
+            cmd => return self.handle_anyone(conn, cmd, now, out),
         }
         Ok(())
     }

@@ -66,6 +66,12 @@ impl Chat {
                 name,
                 topic,
                 members: BTreeMap::new(),
+                ops: BTreeSet::new(),
+                topic_lock: false,
+                no_external: true,
+                topic_by: self.server_name.clone(),
+                topic_at: now,
+                created: now,
                 history: VecDeque::new(),
             },
         );
@@ -83,6 +89,7 @@ impl Chat {
         let room = &self.rooms[&id];
         let u = &self.users[&user];
         let (conn, name, room_name) = (u.conn, u.name.clone(), room.name.clone());
+        let (mask, irc) = (u.mask.clone(), self.conns.get(&conn).is_some_and(|c| c.irc));
         if !room.members.contains_key(&user) {
             self.check_can_join(user)?;
             let others: Vec<ConnId> = if self.announces(room.members.len() + 1) {
@@ -96,10 +103,15 @@ impl Chat {
                     event: Event::Join {
                         room: room_name.clone(),
                         name,
+                        mask,
                     },
                 });
             }
             if let Some(room) = self.rooms.get_mut(&id) {
+                // The first into an empty room runs it, as on IRC.
+                if room.members.is_empty() {
+                    room.ops.insert(user);
+                }
                 room.members.insert(user, conn);
             }
             let account = self.users.get_mut(&user).and_then(|u| {
@@ -120,22 +132,52 @@ impl Chat {
                 room: room_name.clone(),
             }),
         );
-        let names = self.rooms[&id]
+        if irc && !self.rooms[&id].topic.is_empty() {
+            self.send_topic(conn, id, out);
+        }
+        self.send_members(conn, id, out);
+        self.replay(conn, id, self.config.join_history, out);
+        Ok(())
+    }
+
+    /// `MEMBERS` (IRC `NAMES`): who is in a room, operators marked.
+    pub(super) fn send_members(&self, conn: ConnId, id: RoomId, out: &mut Vec<Action>) {
+        let room = &self.rooms[&id];
+        let (names, ops) = room
             .members
             .keys()
-            .filter_map(|m| self.users.get(m))
-            .map(|m| m.name.clone())
-            .collect();
+            .filter_map(|m| {
+                self.users
+                    .get(m)
+                    .map(|u| (u.name.clone(), room.ops.contains(m)))
+            })
+            .unzip();
         send(
             out,
             conn,
             Event::Members {
-                room: room_name,
+                room: room.name.clone(),
                 names,
+                ops,
             },
         );
-        self.replay(conn, id, self.config.join_history, out);
-        Ok(())
+    }
+
+    /// A room's topic, who set it and when.
+    pub(super) fn send_topic(&self, conn: ConnId, id: RoomId, out: &mut Vec<Action>) {
+        let r = &self.rooms[&id];
+        send(
+            out,
+            conn,
+            Event::TopicIs {
+                room: r.name.clone(),
+                id,
+                members: r.members.len(),
+                topic: r.topic.clone(),
+                by: r.topic_by.clone(),
+                at: r.topic_at,
+            },
+        );
     }
 
     /// Takes the user out of a room, telling the others, and picks the most
@@ -151,6 +193,7 @@ impl Chat {
             return;
         };
         room.members.remove(&user);
+        room.ops.remove(&user);
         let room_name = room.name.clone();
         let Some(u) = self.users.get_mut(&user) else {
             return;
@@ -160,7 +203,7 @@ impl Chat {
         if u.current == Some(id) {
             u.current = u.rooms.last().copied();
         }
-        let (conn, name) = (u.conn, u.name.clone());
+        let (conn, name, mask) = (u.conn, u.name.clone(), u.mask.clone());
         let others = if self.announces(self.rooms[&id].members.len() + 1) {
             self.member_conns(id, None)
         } else {
@@ -172,6 +215,7 @@ impl Chat {
                 event: Event::Leave {
                     room: room_name.clone(),
                     name,
+                    mask,
                     reason,
                 },
             });
@@ -223,6 +267,7 @@ impl Chat {
             if let Some(room) = self.rooms.get_mut(id) {
                 let announce = limit == 0 || room.members.len() <= limit;
                 room.members.remove(&user);
+                room.ops.remove(&user);
                 if !announce {
                     continue;
                 }
@@ -236,6 +281,7 @@ impl Chat {
                 to: peers,
                 event: Event::Offline {
                     name: u.name,
+                    mask: u.mask,
                     reason,
                 },
             });
@@ -243,18 +289,23 @@ impl Chat {
     }
 
     /// Says `text` in a room: stored in its history, delivered to every member.
+    /// A notice (`extra`) is delivered but neither kept nor stored.
     pub(super) fn say(
         &mut self,
         user: UserId,
         id: RoomId,
         text: String,
+        extra: Option<Extra>,
         now: Timestamp,
         out: &mut Vec<Action>,
     ) {
+        let id_ = self.next_msg_id();
+        let sender = &self.users[&user];
         let msg = Arc::new(Message {
-            id: self.next_msg_id(),
+            id: id_,
             sender: user,
-            sender_name: self.users[&user].name.clone(),
+            sender_name: sender.name.clone(),
+            sender_mask: sender.mask.clone(),
             room: id,
             at: now,
             text: text.into(),
@@ -264,6 +315,17 @@ impl Chat {
         let Some(room) = self.rooms.get_mut(&id) else {
             return;
         };
+        if extra.as_ref().is_some_and(|e| e.notice) {
+            out.push(Action::Fanout {
+                to,
+                event: Event::Msg {
+                    room: room.name.clone(),
+                    msg,
+                    extra: extra.map(Arc::new),
+                },
+            });
+            return;
+        }
         if self.config.history_len > 0 {
             if room.history.len() >= self.config.history_len {
                 room.history.pop_front();
@@ -276,20 +338,25 @@ impl Chat {
             event: Event::Msg {
                 room: room.name.clone(),
                 msg,
+                extra: extra.map(Arc::new),
             },
         });
     }
 
     /// A direct message to whoever is online under `to`, or kept for an
     /// offline account until it logs in.
+    /// A notice (`extra`) is only delivered to someone online, and never
+    /// stored.
     pub(super) fn direct(
         &mut self,
         user: UserId,
         to: &str,
         text: String,
+        extra: Option<Extra>,
         now: Timestamp,
         out: &mut Vec<Action>,
     ) -> Result<(), Error> {
+        let notice = extra.as_ref().is_some_and(|e| e.notice);
         if !is_user_name(to) {
             return Err(Error::new(ErrorCode::BadName).about(to));
         }
@@ -301,6 +368,9 @@ impl Chat {
                 target.name.clone(),
                 Some(target.conn),
             ),
+            (None, Some(_)) if notice => {
+                return Err(Error::new(ErrorCode::NoSuchUser).about(to));
+            }
             (None, Some(account)) if account.inbox.len() >= self.config.inbox_limit => {
                 return Err(Error::new(ErrorCode::MailboxFull).about(account.name.clone()));
             }
@@ -308,17 +378,33 @@ impl Chat {
             (None, None) => return Err(Error::new(ErrorCode::NoSuchUser).about(to)),
         };
         let sender = &self.users[&user];
-        let (from, sender_conn) = (sender.name.clone(), sender.conn);
+        let (from, mask, sender_conn) = (sender.name.clone(), sender.mask.clone(), sender.conn);
         let (id, text): (MsgId, Arc<str>) = (self.next_msg_id(), text.into());
-        out.push(Action::Store(Record::Dm {
-            id,
-            from: user,
-            from_name: from.clone(),
-            to: target_id,
-            at: now,
-            text: text.clone(),
-            pending: target_conn.is_none(),
-        }));
+        let away = target_conn
+            .and(self.users.get(&target_id))
+            .and_then(|t| t.away.clone());
+        if let (Some(away), false) = (away, notice) {
+            send(
+                out,
+                sender_conn,
+                Event::AwayIs {
+                    name: target_name.clone(),
+                    text: away,
+                },
+            );
+        }
+        let stored = !notice;
+        if stored {
+            out.push(Action::Store(Record::Dm {
+                id,
+                from: user,
+                from_name: from.clone(),
+                to: target_id,
+                at: now,
+                text: text.clone(),
+                pending: target_conn.is_none(),
+            }));
+        }
         if target_conn.is_none()
             && let Some(account) = self.accounts.get_mut(&key)
         {
@@ -336,6 +422,8 @@ impl Chat {
         self.count_message(recipients.len());
         let event = Event::Dm {
             from,
+            mask,
+            extra: extra.map(Arc::new),
             to: target_name,
             id,
             at: now,
@@ -367,6 +455,7 @@ impl Chat {
                 Event::Msg {
                     room: room.name.clone(),
                     msg: msg.clone(),
+                    extra: None,
                 },
             );
         }

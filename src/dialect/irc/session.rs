@@ -1,0 +1,1117 @@
+//! One IRC connection's side of the dialect: registration (`CAP`, `PASS`,
+//! `NICK`, `USER`), the commands, and the numerics.
+//!
+//! The session is pure (no socket, no clock). It turns each parsed line into
+//! core commands or answers it itself ([`Input::Raw`]), and turns the core's
+//! events into IRC lines. It tracks what only the IRC side needs: the
+//! negotiated capabilities, the nick, the joined channels (for `JOIN 0`).
+//! Replies and numerics follow <https://modern.ircdocs.horse>.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::{IrcParseError, Message, parse, write_message, write_message_trailing};
+use crate::config::{MAX_NAME, MAX_TOPIC, is_user_name};
+use crate::core::{
+    Command, Error, ErrorCode, Event, Extra, ModeChange, OkReply, RoomMode, Secret, Timestamp,
+    UserId, user_mask,
+};
+use crate::dialect::Input;
+use crate::framing::FrameError;
+
+/// The capabilities chatd offers (IRCv3).
+const CAPS: &[&str] = &["echo-message", "message-tags", "server-time"];
+
+/// Away messages, kick reasons: longer ones are cut.
+const AWAYLEN: usize = 390;
+
+/// The most targets of one `PRIVMSG`, `JOIN`, `PART`, `KICK`, `WHOIS`.
+const MAX_TARGETS: usize = 8;
+
+/// The most mode changes in one `MODE` command.
+const MAX_MODES: usize = 4;
+
+/// What every IRC session of a server shares.
+#[derive(Debug)]
+pub struct Settings {
+    /// The server's name (`My.Little.Server`).
+    pub server: Arc<str>,
+    /// The network's name for `NETWORK=` and `001`.
+    pub network: Arc<str>,
+    /// When the server started, for `003`.
+    pub created: String,
+    /// The message of the day, line by line (empty: `422`).
+    pub motd: Vec<String>,
+    /// How many channels one user may be in (`CHANLIMIT`).
+    pub chanlimit: usize,
+}
+
+/// How many render profiles (capability combinations that change shared
+/// bytes) IRC has: `server-time` × `message-tags`.
+pub const PROFILES: usize = 4;
+
+/// The capabilities a client turned on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Caps {
+    server_time: bool,
+    message_tags: bool,
+    echo_message: bool,
+}
+
+/// An IRC connection's state.
+#[derive(Debug)]
+pub struct Session {
+    settings: Arc<Settings>,
+    ip: IpAddr,
+    caps: Caps,
+    /// `CAP LS`/`REQ` before registration holds it until `CAP END`.
+    cap_negotiating: bool,
+    /// The nick asked for (before registration) or held.
+    nick: Option<String>,
+    /// `USER`'s user name and real name.
+    user: Option<(String, String)>,
+    pass: Option<Secret>,
+    /// A login was handed to the core and has not been answered.
+    login_sent: bool,
+    /// The core accepted the login.
+    me: Option<UserId>,
+    /// Joined channels, lower-cased.
+    rooms: BTreeSet<String>,
+    /// Replayed history messages still to come.
+    replay: usize,
+    /// `LUSERS` after the welcome is followed by the MOTD.
+    motd_due: bool,
+    /// User mode `+i` (only remembered and shown).
+    invisible: bool,
+    /// Reason of the last `PART`, for its echo.
+    part_reason: Option<String>,
+    /// Channel of the last `KICK`, for `441`.
+    kick_room: String,
+    /// `LIST` filter (lower-cased channels), if any.
+    list_filter: Option<Vec<String>>,
+}
+
+impl Session {
+    /// A session for a client at `ip`.
+    pub fn new(settings: Arc<Settings>, ip: IpAddr) -> Self {
+        Session {
+            settings,
+            ip,
+            caps: Caps::default(),
+            cap_negotiating: false,
+            nick: None,
+            user: None,
+            pass: None,
+            login_sent: false,
+            me: None,
+            rooms: BTreeSet::new(),
+            replay: 0,
+            motd_due: false,
+            invisible: false,
+            part_reason: None,
+            kick_room: "*".into(),
+            list_filter: None,
+        }
+    }
+
+    /// The render profile: which shared bytes this client gets.
+    pub fn profile(&self) -> usize {
+        usize::from(self.caps.server_time) | usize::from(self.caps.message_tags) << 1
+    }
+
+    /// The name numerics address: the nick once registered, else `*`.
+    fn client(&self) -> &str {
+        match (&self.me, &self.nick) {
+            (Some(_), Some(nick)) => nick,
+            _ => "*",
+        }
+    }
+
+    fn registered(&self) -> bool {
+        self.me.is_some()
+    }
+
+    fn my_mask(&self) -> Arc<str> {
+        let nick = self.nick.as_deref().unwrap_or("*");
+        let ident = self.user.as_ref().map_or(nick, |(u, _)| u.as_str());
+        user_mask(nick, ident, self.ip)
+    }
+
+    /// The line to send an idle client.
+    pub fn ping(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_message(&mut out, &[], None, "PING", &[&self.settings.server]);
+        out
+    }
+
+    // ---------------------------------------------------------------- input
+
+    /// One framed line from the client.
+    pub fn input(&mut self, frame: Result<&str, FrameError>, emit: &mut dyn FnMut(Input)) {
+        let line = match frame {
+            Ok(line) => line,
+            Err(FrameError::LineTooLong) => return self.input_too_long(emit),
+            Err(FrameError::BadUtf8) => {
+                return self.notice(emit, "your line was not UTF-8 and was dropped");
+            }
+        };
+        let msg = match parse(line) {
+            Ok(msg) => msg,
+            Err(IrcParseError::Empty) => return,
+            Err(IrcParseError::InputTooLong(_)) => return self.input_too_long(emit),
+            Err(IrcParseError::BadCommand(c)) => {
+                let c = c.to_string();
+                return self.numeric(emit, "421", &[&c, "Unknown command"]);
+            }
+            Err(e) => return self.notice(emit, &format!("bad line: {e}")),
+        };
+        let command = msg.command_upper();
+        let p = msg.params();
+        let pre = matches!(
+            &*command,
+            "CAP" | "PASS" | "NICK" | "USER" | "PING" | "PONG" | "QUIT"
+        );
+        if !self.registered() && !pre {
+            return match KNOWN.contains(&&*command) {
+                true => self.numeric(emit, "451", &["You have not registered"]),
+                false => self.numeric(emit, "421", &[&command, "Unknown command"]),
+            };
+        }
+        let need = |n: usize| p.len() < n || p[..n].iter().any(|s| s.is_empty());
+        match &*command {
+            "CAP" => self.cap(&msg, emit),
+            "PASS" if self.registered() => {
+                self.numeric(emit, "462", &["You may not reregister"]);
+            }
+            "PASS" if p.is_empty() => self.need_more(emit, "PASS"),
+            "PASS" => self.pass = Some(Secret::new(p[0])),
+            "NICK" if p.is_empty() || p[0].is_empty() => {
+                self.numeric(emit, "431", &["No nickname given"]);
+            }
+            "NICK" => self.nick(p[0], emit),
+            "USER" if self.registered() => {
+                self.numeric(emit, "462", &["You may not reregister"]);
+            }
+            "USER" if p.len() < 4 || p[0].is_empty() => {
+                self.need_more(emit, "USER");
+            }
+            "USER" => {
+                let ident: String = p[0].chars().take(MAX_NAME).collect();
+                let ident = ident.replace(['!', '@'], "");
+                self.user = Some((ident, p[3].to_string()));
+                self.try_register(emit);
+            }
+            "PING" if p.is_empty() => self.need_more(emit, "PING"),
+            "PING" => {
+                let server = self.settings.server.clone();
+                let mut out = Vec::new();
+                write_message(&mut out, &[], Some(&server), "PONG", &[&server, p[0]]);
+                emit(Input::Raw(out));
+            }
+            "PONG" => {}
+            "QUIT" => emit(Input::Command(Command::Quit {
+                reason: Some(match p.first() {
+                    Some(r) if !r.is_empty() => format!("Quit: {r}"),
+                    _ => "Client Quit".into(),
+                }),
+            })),
+            "JOIN" if need(1) => self.need_more(emit, "JOIN"),
+            "JOIN" if p[0] == "0" => {
+                for room in std::mem::take(&mut self.rooms) {
+                    self.rooms.insert(room.clone());
+                    emit(Input::Command(Command::Leave { room, reason: None }));
+                }
+            }
+            "JOIN" => {
+                for room in p[0].split(',').filter(|r| !r.is_empty()).take(MAX_TARGETS) {
+                    if !room.starts_with('#') {
+                        self.numeric(emit, "403", &[room, "No such channel"]);
+                    } else if !self.rooms.contains(&room.to_ascii_lowercase()) {
+                        emit(Input::Command(Command::Join { room: room.into() }));
+                    }
+                }
+            }
+            "PART" if need(1) => self.need_more(emit, "PART"),
+            "PART" => {
+                self.part_reason = p.get(1).filter(|r| !r.is_empty()).map(|r| r.to_string());
+                for room in p[0].split(',').filter(|r| !r.is_empty()).take(MAX_TARGETS) {
+                    emit(Input::Command(Command::Leave {
+                        room: room.into(),
+                        reason: self.part_reason.clone(),
+                    }));
+                }
+            }
+            "PRIVMSG" | "NOTICE" => self.privmsg(&msg, command == "NOTICE", emit),
+            "TOPIC" if need(1) => self.need_more(emit, "TOPIC"),
+            "TOPIC" => emit(Input::Command(Command::Topic {
+                room: p[0].into(),
+                text: p.get(1).map(|t| t.chars().take(MAX_TOPIC).collect()),
+            })),
+            "NAMES" if p.is_empty() || p[0].is_empty() => {
+                self.numeric(emit, "366", &["*", "End of /NAMES list"]);
+            }
+            "NAMES" => {
+                for room in p[0].split(',').filter(|r| !r.is_empty()).take(MAX_TARGETS) {
+                    emit(Input::Command(Command::Names { room: room.into() }));
+                }
+            }
+            "LIST" => {
+                self.list_filter = p.first().filter(|f| f.starts_with('#')).map(|f| {
+                    f.split(',')
+                        .map(|r| r.to_ascii_lowercase())
+                        .take(MAX_TARGETS)
+                        .collect()
+                });
+                self.numeric(emit, "321", &["Channel", "Users  Name"]);
+                emit(Input::Command(Command::Rooms));
+            }
+            "WHO" => emit(Input::Command(Command::Who {
+                mask: p
+                    .first()
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or(&"*")
+                    .to_string(),
+            })),
+            "WHOIS" if need(1) => self.numeric(emit, "431", &["No nickname given"]),
+            "WHOIS" => {
+                let names = p[p.len() - 1];
+                for name in names.split(',').filter(|n| !n.is_empty()).take(MAX_TARGETS) {
+                    emit(Input::Command(Command::Whois { name: name.into() }));
+                }
+            }
+            "MODE" if need(1) => self.need_more(emit, "MODE"),
+            "MODE" => self.mode(&msg, emit),
+            "KICK" if need(2) => self.need_more(emit, "KICK"),
+            "KICK" => {
+                self.kick_room = p[0].to_string();
+                let reason = p
+                    .get(2)
+                    .map(|r| r.chars().take(AWAYLEN).collect::<String>());
+                for name in p[1].split(',').filter(|n| !n.is_empty()).take(MAX_TARGETS) {
+                    emit(Input::Command(Command::Kick {
+                        room: p[0].into(),
+                        name: name.into(),
+                        reason: reason.clone(),
+                    }));
+                }
+            }
+            "AWAY" => emit(Input::Command(Command::Away {
+                text: p
+                    .first()
+                    .filter(|t| !t.is_empty())
+                    .map(|t| t.chars().take(AWAYLEN).collect()),
+            })),
+            "MOTD" => self.motd(emit),
+            "LUSERS" => emit(Input::Command(Command::Lusers)),
+            "VERSION" => {
+                let version = format!("chatd-{}", crate::VERSION);
+                let server = self.settings.server.clone();
+                self.numeric(emit, "351", &[&version, &server, "a chat server"]);
+                let mut out = Vec::new();
+                self.isupport(&mut out);
+                emit(Input::Raw(out));
+            }
+            "TIME" => emit(Input::Command(Command::Time)),
+            "USERHOST" if need(1) => self.need_more(emit, "USERHOST"),
+            "USERHOST" => emit(Input::Command(Command::Userhost {
+                names: p.iter().map(|n| n.to_string()).collect(),
+            })),
+            "ISON" if need(1) => self.need_more(emit, "ISON"),
+            "ISON" => emit(Input::Command(Command::Ison {
+                names: p
+                    .iter()
+                    .flat_map(|n| n.split(' '))
+                    .filter(|n| !n.is_empty())
+                    .take(64)
+                    .map(String::from)
+                    .collect(),
+            })),
+            _ => self.numeric(emit, "421", &[&command, "Unknown command"]),
+        }
+    }
+
+    fn input_too_long(&self, emit: &mut dyn FnMut(Input)) {
+        self.numeric(emit, "417", &["Input line was too long"]);
+    }
+
+    fn need_more(&self, emit: &mut dyn FnMut(Input), command: &str) {
+        self.numeric(emit, "461", &[command, "Not enough parameters"]);
+    }
+
+    fn cap(&mut self, msg: &Message<'_>, emit: &mut dyn FnMut(Input)) {
+        let p = msg.params();
+        let sub = p
+            .first()
+            .map(|s| s.to_ascii_uppercase())
+            .unwrap_or_default();
+        let client = self.client().to_string();
+        let mut out = Vec::new();
+        let server = self.settings.server.clone();
+        match &*sub {
+            "LS" => {
+                if !self.registered() {
+                    self.cap_negotiating = true;
+                }
+                let caps = CAPS.join(" ");
+                write_message_trailing(
+                    &mut out,
+                    &[],
+                    Some(&server),
+                    "CAP",
+                    &[&client, "LS", &caps],
+                );
+            }
+            "LIST" => {
+                let on: Vec<&str> = CAPS.iter().copied().filter(|c| self.has(c)).collect();
+                let on = on.join(" ");
+                write_message_trailing(
+                    &mut out,
+                    &[],
+                    Some(&server),
+                    "CAP",
+                    &[&client, "LIST", &on],
+                );
+            }
+            "REQ" => {
+                if !self.registered() {
+                    self.cap_negotiating = true;
+                }
+                let asked = p.get(1).copied().unwrap_or("");
+                let known = asked
+                    .split(' ')
+                    .filter(|c| !c.is_empty())
+                    .all(|c| CAPS.contains(&c.trim_start_matches('-')));
+                let verdict = if known && !asked.trim().is_empty() {
+                    for c in asked.split(' ').filter(|c| !c.is_empty()) {
+                        let on = !c.starts_with('-');
+                        self.set_cap(c.trim_start_matches('-'), on);
+                    }
+                    "ACK"
+                } else {
+                    "NAK"
+                };
+                write_message_trailing(
+                    &mut out,
+                    &[],
+                    Some(&server),
+                    "CAP",
+                    &[&client, verdict, asked],
+                );
+            }
+            "END" => {
+                if !self.registered() {
+                    self.cap_negotiating = false;
+                    self.try_register(emit);
+                }
+                return;
+            }
+            _ => {
+                let sub = p.first().copied().unwrap_or("");
+                return self.numeric(emit, "410", &[sub, "Invalid CAP command"]);
+            }
+        }
+        emit(Input::Raw(out));
+    }
+
+    fn has(&self, cap: &str) -> bool {
+        match cap {
+            "server-time" => self.caps.server_time,
+            "message-tags" => self.caps.message_tags,
+            "echo-message" => self.caps.echo_message,
+            _ => false,
+        }
+    }
+
+    fn set_cap(&mut self, cap: &str, on: bool) {
+        match cap {
+            "server-time" => self.caps.server_time = on,
+            "message-tags" => self.caps.message_tags = on,
+            "echo-message" => self.caps.echo_message = on,
+            _ => {}
+        }
+    }
+
+    fn nick(&mut self, nick: &str, emit: &mut dyn FnMut(Input)) {
+        if !is_user_name(nick) {
+            let client = self.client().to_string();
+            return self.numeric_to(emit, &client, "432", &[nick, "Erroneous nickname"]);
+        }
+        if self.registered() {
+            emit(Input::Command(Command::Nick { name: nick.into() }));
+        } else {
+            self.nick = Some(nick.into());
+            self.try_register(emit);
+        }
+    }
+
+    /// Logs in once `NICK` and `USER` are in and capability negotiation is
+    /// over.
+    fn try_register(&mut self, emit: &mut dyn FnMut(Input)) {
+        if self.login_sent || self.cap_negotiating || self.registered() {
+            return;
+        }
+        let (Some(nick), Some((ident, realname))) = (&self.nick, &self.user) else {
+            return;
+        };
+        emit(Input::Command(Command::Profile {
+            ident: ident.clone(),
+            realname: realname.clone(),
+            irc: true,
+        }));
+        emit(Input::Command(Command::Login {
+            name: nick.clone(),
+            password: self.pass.clone(),
+        }));
+        self.login_sent = true;
+    }
+
+    fn privmsg(&mut self, msg: &Message<'_>, notice: bool, emit: &mut dyn FnMut(Input)) {
+        let p = msg.params();
+        let command = if notice { "NOTICE" } else { "PRIVMSG" };
+        if p.is_empty() || p[0].is_empty() {
+            if !notice {
+                self.numeric(emit, "411", &[&format!("No recipient given ({command})")]);
+            }
+            return;
+        }
+        let text = p.get(1).copied().unwrap_or("");
+        if text.is_empty() {
+            if !notice {
+                self.numeric(emit, "412", &["No text to send"]);
+            }
+            return;
+        }
+        let tags = self
+            .caps
+            .message_tags
+            .then(|| {
+                let client: Vec<&str> = msg
+                    .tags()
+                    .raw()
+                    .split(';')
+                    .filter(|t| t.starts_with('+'))
+                    .collect();
+                (!client.is_empty()).then(|| Arc::from(client.join(";")))
+            })
+            .flatten();
+        let extra = (notice || tags.is_some()).then_some(Extra { notice, tags });
+        for target in p[0].split(',').filter(|t| !t.is_empty()).take(MAX_TARGETS) {
+            emit(Input::Command(Command::Tell {
+                target: target.into(),
+                text: text.into(),
+                extra: extra.clone(),
+            }));
+        }
+    }
+
+    fn mode(&mut self, msg: &Message<'_>, emit: &mut dyn FnMut(Input)) {
+        let p = msg.params();
+        let target = p[0];
+        if !target.starts_with('#') {
+            return self.user_mode(target, p.get(1).copied(), emit);
+        }
+        let Some(modes) = p.get(1) else {
+            return emit(Input::Command(Command::Mode {
+                room: target.into(),
+                changes: Vec::new(),
+            }));
+        };
+        let mut args = p[2..].iter();
+        let (mut add, mut changes) = (true, Vec::new());
+        for c in modes.chars() {
+            let mode = match c {
+                '+' | '-' => {
+                    add = c == '+';
+                    continue;
+                }
+                'o' => match args.next() {
+                    Some(name) => RoomMode::Op(name.to_string()),
+                    None => continue,
+                },
+                't' => RoomMode::TopicLock,
+                'n' => RoomMode::NoExternal,
+                'b' | 'e' | 'I' if args.len() == 0 => {
+                    let (code, what) = match c {
+                        'b' => ("368", "End of channel ban list"),
+                        'e' => ("349", "End of channel exception list"),
+                        _ => ("347", "End of channel invite list"),
+                    };
+                    self.numeric(emit, code, &[target, what]);
+                    continue;
+                }
+                c => {
+                    self.numeric(emit, "472", &[&c.to_string(), "is unknown mode char to me"]);
+                    continue;
+                }
+            };
+            if changes.len() < MAX_MODES {
+                changes.push(ModeChange { add, mode });
+            }
+        }
+        if !changes.is_empty() {
+            emit(Input::Command(Command::Mode {
+                room: target.into(),
+                changes,
+            }));
+        }
+    }
+
+    fn user_mode(&mut self, target: &str, modes: Option<&str>, emit: &mut dyn FnMut(Input)) {
+        let me = self.client().to_string();
+        if !target.eq_ignore_ascii_case(&me) {
+            return self.numeric(emit, "502", &["Cant change mode for other users"]);
+        }
+        let Some(modes) = modes else {
+            let current = if self.invisible { "+i" } else { "+" };
+            return self.numeric(emit, "221", &[current]);
+        };
+        let (mut add, mut changed) = (true, String::new());
+        for c in modes.chars() {
+            match c {
+                '+' | '-' => add = c == '+',
+                'i' if self.invisible != add => {
+                    self.invisible = add;
+                    changed.push(if add { '+' } else { '-' });
+                    changed.push('i');
+                }
+                'i' | 'w' => {}
+                _ => self.numeric(emit, "501", &["Unknown MODE flag"]),
+            }
+        }
+        if !changed.is_empty() {
+            let mut out = Vec::new();
+            write_message_trailing(&mut out, &[], Some(&me), "MODE", &[&me, &changed]);
+            emit(Input::Raw(out));
+        }
+    }
+
+    fn motd(&self, emit: &mut dyn FnMut(Input)) {
+        let mut out = Vec::new();
+        self.write_motd(&mut out);
+        emit(Input::Raw(out));
+    }
+
+    fn write_motd(&self, out: &mut Vec<u8>) {
+        if self.settings.motd.is_empty() {
+            return self.write_numeric(out, "422", &["MOTD File is missing"]);
+        }
+        let head = format!("- {} Message of the day - ", self.settings.server);
+        self.write_numeric(out, "375", &[&head]);
+        for line in &self.settings.motd {
+            self.write_numeric(out, "372", &[&format!("- {line}")]);
+        }
+        self.write_numeric(out, "376", &["End of /MOTD command."]);
+    }
+
+    fn isupport(&self, out: &mut Vec<u8>) {
+        let tokens = [
+            format!("AWAYLEN={AWAYLEN}"),
+            "CASEMAPPING=ascii".into(),
+            format!("CHANLIMIT=#:{}", self.settings.chanlimit),
+            "CHANMODES=beI,,,nt".into(),
+            format!("CHANNELLEN={}", MAX_NAME + 1),
+            "CHANTYPES=#".into(),
+            format!("KICKLEN={AWAYLEN}"),
+            format!("MODES={MAX_MODES}"),
+            format!("NETWORK={}", self.settings.network),
+            format!("NICKLEN={MAX_NAME}"),
+            "PREFIX=(o)@".into(),
+            format!(
+                "TARGMAX=JOIN:{0},PART:{0},PRIVMSG:{0},NOTICE:{0},KICK:{0},WHOIS:{0},NAMES:{0}",
+                MAX_TARGETS
+            ),
+            format!("TOPICLEN={MAX_TOPIC}"),
+        ];
+        for chunk in tokens.chunks(12) {
+            let mut params: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            params.push("are supported by this server");
+            self.write_numeric(out, "005", &params);
+        }
+    }
+
+    fn notice(&self, emit: &mut dyn FnMut(Input), text: &str) {
+        let mut out = Vec::new();
+        self.write_notice(&mut out, text);
+        emit(Input::Raw(out));
+    }
+
+    fn write_notice(&self, out: &mut Vec<u8>, text: &str) {
+        let server = self.settings.server.clone();
+        write_message_trailing(out, &[], Some(&server), "NOTICE", &[self.client(), text]);
+    }
+
+    fn numeric(&self, emit: &mut dyn FnMut(Input), code: &str, params: &[&str]) {
+        let mut out = Vec::new();
+        self.write_numeric(&mut out, code, params);
+        emit(Input::Raw(out));
+    }
+
+    fn numeric_to(&self, emit: &mut dyn FnMut(Input), client: &str, code: &str, params: &[&str]) {
+        let mut out = Vec::new();
+        let mut all = vec![client];
+        all.extend_from_slice(params);
+        write_message_trailing(&mut out, &[], Some(&self.settings.server), code, &all);
+        emit(Input::Raw(out));
+    }
+
+    /// `:server CODE client params... :last`.
+    fn write_numeric(&self, out: &mut Vec<u8>, code: &str, params: &[&str]) {
+        let mut all = vec![self.client()];
+        all.extend_from_slice(params);
+        write_message_trailing(out, &[], Some(&self.settings.server), code, &all);
+    }
+
+    /// Like [`Session::write_numeric`] without forcing `:` on the last one.
+    fn write_numeric_plain(&self, out: &mut Vec<u8>, code: &str, params: &[&str]) {
+        let mut all = vec![self.client()];
+        all.extend_from_slice(params);
+        write_message(out, &[], Some(&self.settings.server), code, &all);
+    }
+
+    // --------------------------------------------------------------- output
+
+    /// Whether a fanned-out event goes to this client, noting what it says
+    /// about this session (a nick change, a kick).
+    pub fn wants(&mut self, event: &Event) -> bool {
+        match event {
+            Event::Msg { msg, .. } => Some(msg.sender) != self.me || self.caps.echo_message,
+            Event::Dm { from, to, .. } => {
+                let me = self.nick.as_deref().unwrap_or("");
+                !from.eq_ignore_ascii_case(me)
+                    || to.eq_ignore_ascii_case(me)
+                    || self.caps.echo_message
+            }
+            Event::Nick { old, new, .. } => {
+                if self
+                    .nick
+                    .as_deref()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(old))
+                {
+                    self.nick = Some(new.to_string());
+                }
+                true
+            }
+            Event::Kick { room, name, .. } => {
+                if self
+                    .nick
+                    .as_deref()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
+                {
+                    self.rooms.remove(&room.to_ascii_lowercase());
+                }
+                true
+            }
+            _ => true,
+        }
+    }
+
+    /// The bytes of an event many clients share (same for every session of
+    /// the same [`Session::profile`]).
+    pub fn render_shared(&self, event: &Event, out: &mut Vec<u8>) {
+        let server = &*self.settings.server;
+        match event {
+            Event::Msg { room, msg, extra } => {
+                self.tags(out, msg.at, msg.id.0, extra.as_deref());
+                let command = privmsg_or_notice(extra.as_deref());
+                write_message_trailing(
+                    out,
+                    &[],
+                    Some(&msg.sender_mask),
+                    command,
+                    &[room, &msg.text],
+                );
+            }
+            Event::Dm {
+                mask,
+                to,
+                id,
+                at,
+                text,
+                extra,
+                ..
+            } => {
+                self.tags(out, *at, id.0, extra.as_deref());
+                let command = privmsg_or_notice(extra.as_deref());
+                write_message_trailing(out, &[], Some(mask), command, &[to, text]);
+            }
+            Event::Broadcast {
+                from, id, at, text, ..
+            } => {
+                self.tags(out, *at, id.0, None);
+                let text = format!("[broadcast from {from}] {text}");
+                write_message_trailing(out, &[], Some(server), "NOTICE", &["*", &text]);
+            }
+            Event::Join { room, mask, .. } => {
+                write_message(out, &[], Some(mask), "JOIN", &[room]);
+            }
+            Event::Leave {
+                room, mask, reason, ..
+            } => match reason {
+                Some(r) => write_message_trailing(out, &[], Some(mask), "PART", &[room, r]),
+                None => write_message(out, &[], Some(mask), "PART", &[room]),
+            },
+            Event::Offline { mask, reason, .. } => {
+                let reason = reason.as_deref().unwrap_or("Quit");
+                write_message_trailing(out, &[], Some(mask), "QUIT", &[reason]);
+            }
+            Event::Topic {
+                room, mask, topic, ..
+            } => write_message_trailing(out, &[], Some(mask), "TOPIC", &[room, topic]),
+            Event::Nick { mask, new, .. } => write_message(out, &[], Some(mask), "NICK", &[new]),
+            Event::Kick {
+                room,
+                mask,
+                name,
+                reason,
+                ..
+            } => write_message_trailing(out, &[], Some(mask), "KICK", &[room, name, reason]),
+            Event::Mode {
+                room, mask, change, ..
+            } => {
+                let mut params = vec![&**room];
+                params.extend(change.split(' '));
+                write_message(out, &[], Some(mask), "MODE", &params);
+            }
+            Event::Bye { reason } => {
+                let text = format!("Closing Link: {} ({reason})", self.ip);
+                write_message_trailing(out, &[], None, "ERROR", &[&text]);
+            }
+            _ => {}
+        }
+    }
+
+    /// `@time=...;msgid=...;+client ` as this client's capabilities allow.
+    fn tags(&self, out: &mut Vec<u8>, at: Timestamp, id: u64, extra: Option<&Extra>) {
+        let mut tags = String::new();
+        if self.caps.server_time {
+            let _ = write!(tags, "time={at}");
+        }
+        if self.caps.message_tags {
+            let sep = if tags.is_empty() { "" } else { ";" };
+            let _ = write!(tags, "{sep}msgid={id}");
+            if let Some(client) = extra.and_then(|e| e.tags.as_deref()) {
+                let _ = write!(tags, ";{client}");
+            }
+        }
+        if !tags.is_empty() {
+            out.push(b'@');
+            out.extend_from_slice(tags.as_bytes());
+            out.push(b' ');
+        }
+    }
+
+    /// The bytes of an event addressed to this client alone.
+    pub fn render(&mut self, event: &Event, out: &mut Vec<u8>) {
+        match event {
+            Event::Hello { .. } | Event::Users { .. } | Event::Help { .. } => {}
+            Event::Ok(ok) => self.render_ok(ok, out),
+            Event::Members { room, names, ops } => {
+                let head_len = self.settings.server.len() + self.client().len() + room.len() + 20;
+                let mut line = String::new();
+                for (name, op) in names.iter().zip(ops) {
+                    if head_len + line.len() + name.len() + 2 > 510 {
+                        self.write_numeric(out, "353", &["=", room, &line]);
+                        line.clear();
+                    }
+                    if !line.is_empty() {
+                        line.push(' ');
+                    }
+                    if *op {
+                        line.push('@');
+                    }
+                    line.push_str(name);
+                }
+                if !line.is_empty() {
+                    self.write_numeric(out, "353", &["=", room, &line]);
+                }
+                self.write_numeric(out, "366", &[room, "End of /NAMES list"]);
+            }
+            Event::Room {
+                name,
+                members,
+                topic,
+                ..
+            } => {
+                let listed = self
+                    .list_filter
+                    .as_ref()
+                    .is_none_or(|f| f.contains(&name.to_ascii_lowercase()));
+                if listed {
+                    self.write_numeric(out, "322", &[name, &members.to_string(), topic]);
+                }
+            }
+            Event::TopicIs {
+                room,
+                topic,
+                by,
+                at,
+                ..
+            } => {
+                if topic.is_empty() {
+                    self.write_numeric(out, "331", &[room, "No topic is set"]);
+                } else {
+                    self.write_numeric(out, "332", &[room, topic]);
+                    let secs = (at.as_millis() / 1000).to_string();
+                    self.write_numeric_plain(out, "333", &[room, by, &secs]);
+                }
+            }
+            Event::History { count, .. } => self.replay = *count,
+            Event::Msg { .. } if self.replay > 0 => {
+                self.replay -= 1;
+                if self.caps.server_time {
+                    self.render_shared(event, out);
+                }
+            }
+            Event::You { name, rooms, .. } => {
+                let text = format!("you are {name}, in {}", rooms.join(" "));
+                self.write_notice(out, &text);
+            }
+            Event::Pong { token } => {
+                let server = self.settings.server.clone();
+                let token = token.as_deref().unwrap_or(&server);
+                write_message(out, &[], Some(&server), "PONG", &[&server, token]);
+            }
+            Event::Stats { counters } => {
+                for (name, value) in counters {
+                    self.write_notice(out, &format!("{name} {value}"));
+                }
+            }
+            Event::Bye { .. } => self.render_shared(event, out),
+            Event::Error(e) => self.render_error(e, out),
+            Event::RoomModes {
+                room,
+                modes,
+                created,
+            } => {
+                self.write_numeric_plain(out, "324", &[room, modes]);
+                let secs = (created.as_millis() / 1000).to_string();
+                self.write_numeric_plain(out, "329", &[room, &secs]);
+            }
+            Event::Whois(info) => {
+                let name = &*info.name;
+                self.write_numeric(
+                    out,
+                    "311",
+                    &[name, &info.ident, &info.host, "*", &info.realname],
+                );
+                if !info.rooms.is_empty() {
+                    let rooms: Vec<String> = info
+                        .rooms
+                        .iter()
+                        .map(|(r, op)| format!("{}{r}", if *op { "@" } else { "" }))
+                        .collect();
+                    self.write_numeric(out, "319", &[name, &rooms.join(" ")]);
+                }
+                let server = self.settings.server.clone();
+                self.write_numeric(out, "312", &[name, &server, "chatd"]);
+                if let Some(away) = &info.away {
+                    self.write_numeric(out, "301", &[name, away]);
+                }
+                if info.registered {
+                    self.write_numeric(out, "330", &[name, name, "is logged in as"]);
+                }
+                self.write_numeric(out, "318", &[name, "End of /WHOIS list"]);
+            }
+            Event::Who { mask, rows } => {
+                let server = self.settings.server.clone();
+                for row in rows {
+                    let flags = format!(
+                        "{}{}",
+                        if row.away { 'G' } else { 'H' },
+                        if row.op { "@" } else { "" }
+                    );
+                    let room = row.room.as_deref().unwrap_or("*");
+                    let real = format!("0 {}", row.realname);
+                    self.write_numeric(
+                        out,
+                        "352",
+                        &[
+                            room, &row.ident, &row.host, &server, &row.name, &flags, &real,
+                        ],
+                    );
+                }
+                self.write_numeric(out, "315", &[mask, "End of WHO list"]);
+            }
+            Event::Ison { names } => {
+                let names: Vec<&str> = names.iter().map(|n| &**n).collect();
+                self.write_numeric(out, "303", &[&names.join(" ")]);
+            }
+            Event::Userhost { rows } => {
+                let rows: Vec<String> = rows
+                    .iter()
+                    .map(|r| {
+                        let away = if r.away.is_some() { '-' } else { '+' };
+                        format!("{}={away}{}@{}", r.name, r.ident, r.host)
+                    })
+                    .collect();
+                self.write_numeric(out, "302", &[&rows.join(" ")]);
+            }
+            Event::AwayIs { name, text } => self.write_numeric(out, "301", &[name, text]),
+            Event::Lusers {
+                users,
+                unknown,
+                rooms,
+                max_users,
+            } => {
+                let (u, m) = (users.to_string(), max_users.to_string());
+                let text = format!("There are {users} users and 0 invisible on 1 servers");
+                self.write_numeric(out, "251", &[&text]);
+                self.write_numeric(out, "252", &["0", "operator(s) online"]);
+                if *unknown > 0 {
+                    self.write_numeric(
+                        out,
+                        "253",
+                        &[&unknown.to_string(), "unknown connection(s)"],
+                    );
+                }
+                self.write_numeric(out, "254", &[&rooms.to_string(), "channels formed"]);
+                let text = format!("I have {users} clients and 0 servers");
+                self.write_numeric(out, "255", &[&text]);
+                let text = format!("Current local users {users}, max {max_users}");
+                self.write_numeric(out, "265", &[&u, &m, &text]);
+                let text = format!("Current global users {users}, max {max_users}");
+                self.write_numeric(out, "266", &[&u, &m, &text]);
+                if std::mem::take(&mut self.motd_due) {
+                    self.write_motd(out);
+                }
+            }
+            Event::Time { now } => {
+                let server = self.settings.server.clone();
+                self.write_numeric(out, "391", &[&server, &now.to_string()]);
+            }
+            shared => {
+                if self.wants(shared) {
+                    self.render_shared(shared, out);
+                }
+            }
+        }
+    }
+
+    fn render_ok(&mut self, ok: &OkReply, out: &mut Vec<u8>) {
+        match ok {
+            OkReply::Login { name, id } | OkReply::Register { name, id } => {
+                self.me = Some(*id);
+                self.login_sent = false;
+                self.nick = Some(name.to_string());
+                self.motd_due = true;
+                self.welcome(out);
+            }
+            OkReply::Join { room } => {
+                self.rooms.insert(room.to_ascii_lowercase());
+                write_message(out, &[], Some(&self.my_mask()), "JOIN", &[room]);
+            }
+            OkReply::Leave { room } => {
+                self.rooms.remove(&room.to_ascii_lowercase());
+                let mask = self.my_mask();
+                match &self.part_reason {
+                    Some(r) => write_message_trailing(out, &[], Some(&mask), "PART", &[room, r]),
+                    None => write_message(out, &[], Some(&mask), "PART", &[room]),
+                }
+            }
+            OkReply::Rooms { .. } => {
+                self.list_filter = None;
+                self.write_numeric(out, "323", &["End of /LIST"]);
+            }
+            OkReply::Away { away: true } => {
+                self.write_numeric(out, "306", &["You have been marked as being away"]);
+            }
+            OkReply::Away { away: false } => {
+                self.write_numeric(out, "305", &["You are no longer marked as being away"]);
+            }
+            OkReply::Logout
+            | OkReply::Create { .. }
+            | OkReply::Switch { .. }
+            | OkReply::Users { .. }
+            | OkReply::Help
+            | OkReply::Stats => {}
+        }
+    }
+
+    fn welcome(&self, out: &mut Vec<u8>) {
+        let s = &self.settings;
+        let nick = self.client();
+        let version = format!("chatd-{}", crate::VERSION);
+        let text = format!("Welcome to the {} Network, {}", s.network, self.my_mask());
+        self.write_numeric(out, "001", &[&text]);
+        let text = format!("Your host is {}, running version {version}", s.server);
+        self.write_numeric(out, "002", &[&text]);
+        let text = format!("This server was created {}", s.created);
+        self.write_numeric(out, "003", &[&text]);
+        let _ = nick;
+        self.write_numeric_plain(out, "004", &[&s.server, &version, "i", "beIont", "o"]);
+        self.isupport(out);
+    }
+
+    fn render_error(&mut self, e: &Error, out: &mut Vec<u8>) {
+        let arg = e.arg.as_deref().unwrap_or("*");
+        let command = e.command.unwrap_or("");
+        let room_arg = arg.starts_with('#');
+        use ErrorCode as C;
+        match (command, e.code) {
+            ("notice", _) => {}
+            ("login", code) => {
+                self.login_sent = false;
+                let nick = self.nick.clone().unwrap_or_else(|| "*".into());
+                match code {
+                    C::BadName => self.write_numeric(out, "432", &[&nick, "Erroneous nickname"]),
+                    C::NameTaken => {
+                        self.write_numeric(out, "433", &[&nick, "Nickname is already in use"]);
+                    }
+                    C::AuthFailed => self.write_numeric(out, "464", &["Password incorrect"]),
+                    _ => self.write_notice(out, &e.text),
+                }
+            }
+            ("nick", C::BadName) => self.write_numeric(out, "432", &[arg, "Erroneous nickname"]),
+            ("nick", C::NameTaken) => {
+                self.write_numeric(out, "433", &[arg, "Nickname is already in use"]);
+            }
+            ("whois", C::NoSuchUser | C::BadName) => {
+                self.write_numeric(out, "401", &[arg, "No such nick/channel"]);
+                self.write_numeric(out, "318", &[arg, "End of /WHOIS list"]);
+            }
+            ("names", C::NoSuchRoom | C::BadName) => {
+                self.write_numeric(out, "366", &[arg, "End of /NAMES list"]);
+            }
+            ("join" | "create", C::TooManyRooms) => {
+                self.write_numeric(out, "405", &[arg, "You have joined too many channels"]);
+            }
+            ("tell", C::NotInRoom) => {
+                self.write_numeric(out, "404", &[arg, "Cannot send to channel"]);
+            }
+            ("tell" | "kick" | "mode", C::NoSuchUser | C::BadName) if !room_arg => {
+                self.write_numeric(out, "401", &[arg, "No such nick/channel"]);
+            }
+            (_, C::NoSuchRoom | C::BadName) if room_arg => {
+                self.write_numeric(out, "403", &[arg, "No such channel"]);
+            }
+            ("kick" | "mode", C::NotInRoom) if !room_arg => {
+                let room = self.kick_room.clone();
+                self.write_numeric(out, "441", &[arg, &room, "They aren't on that channel"]);
+            }
+            (_, C::NotInRoom) => {
+                self.write_numeric(out, "442", &[arg, "You're not on that channel"]);
+            }
+            (_, C::NotOperator) => {
+                self.write_numeric(out, "482", &[arg, "You're not channel operator"]);
+            }
+            (_, C::NotLoggedIn) => self.write_numeric(out, "451", &["You have not registered"]),
+            _ => self.write_notice(out, &e.text),
+        }
+    }
+}
+
+/// Commands that exist but need registration (`451` rather than `421`).
+const KNOWN: &[&str] = &[
+    "JOIN", "PART", "PRIVMSG", "NOTICE", "TOPIC", "NAMES", "LIST", "WHO", "WHOIS", "MODE", "KICK",
+    "AWAY", "MOTD", "LUSERS", "VERSION", "TIME", "USERHOST", "ISON",
+];
+
+fn privmsg_or_notice(extra: Option<&Extra>) -> &'static str {
+    if extra.is_some_and(|e| e.notice) {
+        "NOTICE"
+    } else {
+        "PRIVMSG"
+    }
+}
