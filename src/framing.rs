@@ -45,6 +45,9 @@ pub struct LineBuffer {
     discarding: bool,
     /// The longest line accepted, not counting `\r\n`.
     max_line: usize,
+    /// Lines that are not UTF-8 are decoded with U+FFFD replacements instead
+    /// of being rejected (IRC, where old clients send Latin-1).
+    lossy: bool,
 }
 
 impl LineBuffer {
@@ -54,7 +57,15 @@ impl LineBuffer {
             pending: Vec::new(),
             discarding: false,
             max_line,
+            lossy: false,
         }
+    }
+
+    /// The same splitter, but lines that are not UTF-8 are passed on decoded
+    /// with U+FFFD replacement characters instead of as [`FrameError::BadUtf8`].
+    pub fn lossy(mut self, lossy: bool) -> Self {
+        self.lossy = lossy;
+        self
     }
 
     /// Bytes held for an unfinished line.
@@ -95,13 +106,13 @@ impl LineBuffer {
                 continue;
             }
             let flow = if self.pending.is_empty() {
-                emit(part, self.max_line, &mut on_line)
+                emit(part, self.max_line, self.lossy, &mut on_line)
             } else if self.pending.len() + part.len() > self.max_line + 1 {
                 self.release();
                 on_line(Err(FrameError::LineTooLong))
             } else {
                 self.pending.extend_from_slice(part);
-                let flow = emit(&self.pending, self.max_line, &mut on_line);
+                let flow = emit(&self.pending, self.max_line, self.lossy, &mut on_line);
                 self.release();
                 flow
             };
@@ -123,7 +134,7 @@ impl LineBuffer {
 }
 
 /// Checks one raw line (without its `\n`) and hands it on; empty lines are skipped.
-fn emit<F>(raw: &[u8], max_line: usize, on_line: &mut F) -> ControlFlow<()>
+fn emit<F>(raw: &[u8], max_line: usize, lossy: bool, on_line: &mut F) -> ControlFlow<()>
 where
     F: FnMut(Result<&str, FrameError>) -> ControlFlow<()>,
 {
@@ -136,6 +147,7 @@ where
     }
     match std::str::from_utf8(line) {
         Ok(text) => on_line(Ok(text)),
+        Err(_) if lossy => on_line(Ok(&String::from_utf8_lossy(line))),
         Err(_) => on_line(Err(FrameError::BadUtf8)),
     }
 }

@@ -240,6 +240,10 @@ impl Command {
                 extra: Some(Extra { notice: true, .. }),
                 ..
             } => "notice",
+            Command::Tell {
+                extra: Some(Extra { tag_only: true, .. }),
+                ..
+            } => "tagmsg",
             Command::Tell { .. } => "tell",
             Command::Nick { .. } => "nick",
             Command::Kick { .. } => "kick",

@@ -156,6 +156,9 @@ pub enum OkReply {
 pub struct Extra {
     /// A notice: never answered automatically, never stored.
     pub notice: bool,
+    /// Tags only, no text (IRC `TAGMSG`): only clients that enabled
+    /// message tags get it; never stored.
+    pub tag_only: bool,
     /// Client-only message tags (`+key=value;...`, escaped), relayed as sent.
     pub tags: Option<Arc<str>>,
 }

@@ -158,6 +158,19 @@ pub struct Message {
     pub text: Arc<str>,
 }
 
+impl Room {
+    /// The last member left: the room keeps its history and topic, but its
+    /// IRC state (operators, modes) starts afresh, as an IRC channel that
+    /// ceased to exist would.
+    pub(crate) fn reset_if_empty(&mut self) {
+        if self.members.is_empty() {
+            self.ops.clear();
+            self.topic_lock = false;
+            self.no_external = true;
+        }
+    }
+}
+
 impl Message {
     /// The source prefix of a message loaded from the database, whose
     /// sender's address was not kept.
@@ -187,6 +200,8 @@ pub(crate) struct User {
     pub(crate) rooms: Vec<RoomId>,
     /// Where plain text goes.
     pub(crate) current: Option<RoomId>,
+    /// Follows IRC conventions (an empty room does not exist for it).
+    pub(crate) irc: bool,
 }
 
 /// A room and its recent history.

@@ -63,7 +63,7 @@ impl Connection {
             socket,
             id,
             addr,
-            framer: LineBuffer::new(session.max_line()),
+            framer: LineBuffer::new(session.max_line()).lossy(matches!(session, Session::Irc(_))),
             session,
             last_input: now,
             ping_sent: false,

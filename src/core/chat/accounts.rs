@@ -181,6 +181,7 @@ impl Chat {
                 logged_in_at: now,
                 rooms: Vec::new(),
                 current: None,
+                irc,
             },
         );
         self.max_users = self.max_users.max(self.users.len());

@@ -713,7 +713,7 @@ impl Chat {
                 out.push(Action::Fanout { to, event });
             }
             Command::Topic { room, text: None } => {
-                let id = self.find_room(&room)?;
+                let id = self.find_visible(user, &room)?;
                 self.send_topic(conn, id, out);
             }
             Command::Topic {
@@ -759,7 +759,13 @@ impl Chat {
                 send(out, conn, Event::Ok(OkReply::Users { count }));
             }
             Command::Rooms => {
+                let irc = self.users[&user].irc;
+                let mut count = 0;
                 for (id, room) in &self.rooms {
+                    if irc && room.members.is_empty() {
+                        continue;
+                    }
+                    count += 1;
                     send(
                         out,
                         conn,
@@ -771,13 +777,7 @@ impl Chat {
                         },
                     );
                 }
-                send(
-                    out,
-                    conn,
-                    Event::Ok(OkReply::Rooms {
-                        count: self.rooms.len(),
-                    }),
-                );
+                send(out, conn, Event::Ok(OkReply::Rooms { count }));
             }
             Command::History { room, count } => {
                 let id = self.find_room(&room)?;
@@ -809,7 +809,7 @@ impl Chat {
             Command::Kick { room, name, reason } => self.kick(user, &room, &name, reason, out)?,
             Command::Mode { room, changes } => self.mode(conn, user, &room, changes, out)?,
             Command::Names { room } => {
-                let id = self.find_room(&room)?;
+                let id = self.find_visible(user, &room)?;
                 self.send_members(conn, id, out);
             }
             Command::Who { mask } => self.who(conn, user, mask, out),

@@ -44,6 +44,7 @@ impl Chat {
         if let Some(r) = self.rooms.get_mut(&id) {
             r.members.remove(&target);
             r.ops.remove(&target);
+            r.reset_if_empty();
         }
         if let Some(u) = self.users.get_mut(&target) {
             u.rooms.retain(|r| *r != id);
@@ -69,7 +70,7 @@ impl Chat {
         changes: Vec<ModeChange>,
         out: &mut Vec<Action>,
     ) -> Result<(), Error> {
-        let id = self.find_room(room)?;
+        let id = self.find_visible(user, room)?;
         let r = &self.rooms[&id];
         if changes.is_empty() {
             let mut modes = String::from("+");

@@ -24,7 +24,7 @@ impl Chat {
         if !target.starts_with('#') {
             return self.direct(user, target, text, extra, now, out);
         }
-        let id = self.find_room(target)?;
+        let id = self.find_visible(user, target)?;
         let room = &self.rooms[&id];
         if room.no_external && !room.members.contains_key(&user) {
             return Err(Error::new(ErrorCode::NotInRoom).about(room.name.clone()));

@@ -15,9 +15,20 @@ impl Chat {
             .ok_or_else(|| Error::new(ErrorCode::NoSuchRoom).about(name))
     }
 
+    /// Looks a room up for a user: for an IRC user an empty room does not
+    /// exist (an IRC channel lives only while someone is in it).
+    pub(super) fn find_visible(&self, user: UserId, name: &str) -> Result<RoomId, Error> {
+        let id = self.find_room(name)?;
+        let irc = self.users.get(&user).is_some_and(|u| u.irc);
+        if irc && self.rooms[&id].members.is_empty() {
+            return Err(Error::new(ErrorCode::NoSuchRoom).about(name));
+        }
+        Ok(id)
+    }
+
     /// Looks up a room the user is in.
     pub(super) fn find_joined(&self, user: UserId, name: &str) -> Result<RoomId, Error> {
-        let id = self.find_room(name)?;
+        let id = self.find_visible(user, name)?;
         if !self.rooms[&id].members.contains_key(&user) {
             return Err(Error::new(ErrorCode::NotInRoom).about(self.rooms[&id].name.clone()));
         }
@@ -194,6 +205,7 @@ impl Chat {
         };
         room.members.remove(&user);
         room.ops.remove(&user);
+        room.reset_if_empty();
         let room_name = room.name.clone();
         let Some(u) = self.users.get_mut(&user) else {
             return;
@@ -268,6 +280,7 @@ impl Chat {
                 let announce = limit == 0 || room.members.len() <= limit;
                 room.members.remove(&user);
                 room.ops.remove(&user);
+                room.reset_if_empty();
                 if !announce {
                     continue;
                 }
@@ -315,7 +328,7 @@ impl Chat {
         let Some(room) = self.rooms.get_mut(&id) else {
             return;
         };
-        if extra.as_ref().is_some_and(|e| e.notice) {
+        if extra.as_ref().is_some_and(|e| e.notice || e.tag_only) {
             out.push(Action::Fanout {
                 to,
                 event: Event::Msg {
@@ -356,7 +369,7 @@ impl Chat {
         now: Timestamp,
         out: &mut Vec<Action>,
     ) -> Result<(), Error> {
-        let notice = extra.as_ref().is_some_and(|e| e.notice);
+        let notice = extra.as_ref().is_some_and(|e| e.notice || e.tag_only);
         if !is_user_name(to) {
             return Err(Error::new(ErrorCode::BadName).about(to));
         }

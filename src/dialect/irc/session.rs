@@ -21,6 +21,9 @@ use crate::core::{
 use crate::dialect::Input;
 use crate::framing::FrameError;
 
+/// The most bytes of tag data a client may send (IRCv3 message-tags).
+const MAX_CLIENT_TAGS: usize = 4094;
+
 /// The capabilities chatd offers (IRCv3).
 const CAPS: &[&str] = &["echo-message", "message-tags", "server-time"];
 
@@ -167,6 +170,9 @@ impl Session {
             }
             Err(e) => return self.notice(emit, &format!("bad line: {e}")),
         };
+        if msg.tags().raw().len() > MAX_CLIENT_TAGS {
+            return self.input_too_long(emit);
+        }
         let command = msg.command_upper();
         let p = msg.params();
         let pre = matches!(
@@ -194,7 +200,7 @@ impl Session {
             "USER" if self.registered() => {
                 self.numeric(emit, "462", &["You may not reregister"]);
             }
-            "USER" if p.len() < 4 || p[0].is_empty() => {
+            "USER" if p.len() < 4 || p[0].is_empty() || p[3].is_empty() => {
                 self.need_more(emit, "USER");
             }
             "USER" => {
@@ -244,6 +250,7 @@ impl Session {
                 }
             }
             "PRIVMSG" | "NOTICE" => self.privmsg(&msg, command == "NOTICE", emit),
+            "TAGMSG" if self.caps.message_tags => self.tagmsg(&msg, emit),
             "TOPIC" if need(1) => self.need_more(emit, "TOPIC"),
             "TOPIC" => emit(Input::Command(Command::Topic {
                 room: p[0].into(),
@@ -253,9 +260,9 @@ impl Session {
                 self.numeric(emit, "366", &["*", "End of /NAMES list"]);
             }
             "NAMES" => {
-                for room in p[0].split(',').filter(|r| !r.is_empty()).take(MAX_TARGETS) {
-                    emit(Input::Command(Command::Names { room: room.into() }));
-                }
+                // NAMES takes one channel (TARGMAX NAMES:1).
+                let room = p[0].split(',').next().unwrap_or("");
+                emit(Input::Command(Command::Names { room: room.into() }));
             }
             "LIST" => {
                 self.list_filter = p.first().filter(|f| f.starts_with('#')).map(|f| {
@@ -285,13 +292,20 @@ impl Session {
             "MODE" => self.mode(&msg, emit),
             "KICK" if need(2) => self.need_more(emit, "KICK"),
             "KICK" => {
-                self.kick_room = p[0].to_string();
+                // One channel and several users, or as many channels as users.
                 let reason = p
                     .get(2)
                     .map(|r| r.chars().take(AWAYLEN).collect::<String>());
-                for name in p[1].split(',').filter(|n| !n.is_empty()).take(MAX_TARGETS) {
+                let rooms: Vec<&str> = p[0].split(',').take(MAX_TARGETS).collect();
+                let names = p[1].split(',').filter(|n| !n.is_empty());
+                for (i, name) in names.take(MAX_TARGETS).enumerate() {
+                    let room = match rooms.len() {
+                        1 => rooms[0],
+                        _ => rooms.get(i).copied().unwrap_or(""),
+                    };
+                    self.kick_room = room.to_string();
                     emit(Input::Command(Command::Kick {
-                        room: p[0].into(),
+                        room: room.into(),
                         name: name.into(),
                         reason: reason.clone(),
                     }));
@@ -483,25 +497,38 @@ impl Session {
             }
             return;
         }
-        let tags = self
-            .caps
-            .message_tags
-            .then(|| {
-                let client: Vec<&str> = msg
-                    .tags()
-                    .raw()
-                    .split(';')
-                    .filter(|t| t.starts_with('+'))
-                    .collect();
-                (!client.is_empty()).then(|| Arc::from(client.join(";")))
-            })
-            .flatten();
-        let extra = (notice || tags.is_some()).then_some(Extra { notice, tags });
+        let tags = client_tags(msg).filter(|_| self.caps.message_tags);
+        let extra = (notice || tags.is_some()).then_some(Extra {
+            notice,
+            tag_only: false,
+            tags,
+        });
         for target in p[0].split(',').filter(|t| !t.is_empty()).take(MAX_TARGETS) {
             emit(Input::Command(Command::Tell {
                 target: target.into(),
                 text: text.into(),
                 extra: extra.clone(),
+            }));
+        }
+    }
+
+    /// `TAGMSG target`: client tags and no text, relayed to clients that
+    /// enabled message tags.
+    fn tagmsg(&mut self, msg: &Message<'_>, emit: &mut dyn FnMut(Input)) {
+        let p = msg.params();
+        if p.is_empty() || p[0].is_empty() {
+            return self.numeric(emit, "411", &["No recipient given (TAGMSG)"]);
+        }
+        let extra = Extra {
+            notice: false,
+            tag_only: true,
+            tags: client_tags(msg),
+        };
+        for target in p[0].split(',').filter(|t| !t.is_empty()).take(MAX_TARGETS) {
+            emit(Input::Command(Command::Tell {
+                target: target.into(),
+                text: String::new(),
+                extra: Some(extra.clone()),
             }));
         }
     }
@@ -619,7 +646,7 @@ impl Session {
             format!("NICKLEN={MAX_NAME}"),
             "PREFIX=(o)@".into(),
             format!(
-                "TARGMAX=JOIN:{0},PART:{0},PRIVMSG:{0},NOTICE:{0},KICK:{0},WHOIS:{0},NAMES:{0}",
+                "TARGMAX=JOIN:{0},PART:{0},PRIVMSG:{0},NOTICE:{0},TAGMSG:{0},KICK:{0},WHOIS:{0},NAMES:1",
                 MAX_TARGETS
             ),
             format!("TOPICLEN={MAX_TOPIC}"),
@@ -713,15 +740,17 @@ impl Session {
         let server = &*self.settings.server;
         match event {
             Event::Msg { room, msg, extra } => {
+                if extra.as_ref().is_some_and(|e| e.tag_only) && !self.caps.message_tags {
+                    return;
+                }
                 self.tags(out, msg.at, msg.id.0, extra.as_deref());
                 let command = privmsg_or_notice(extra.as_deref());
-                write_message_trailing(
-                    out,
-                    &[],
-                    Some(&msg.sender_mask),
-                    command,
-                    &[room, &msg.text],
-                );
+                if command == "TAGMSG" {
+                    write_message(out, &[], Some(&msg.sender_mask), command, &[room]);
+                } else {
+                    let params = [&**room, &msg.text];
+                    write_message_trailing(out, &[], Some(&msg.sender_mask), command, &params);
+                }
             }
             Event::Dm {
                 mask,
@@ -732,9 +761,16 @@ impl Session {
                 extra,
                 ..
             } => {
+                if extra.as_ref().is_some_and(|e| e.tag_only) && !self.caps.message_tags {
+                    return;
+                }
                 self.tags(out, *at, id.0, extra.as_deref());
                 let command = privmsg_or_notice(extra.as_deref());
-                write_message_trailing(out, &[], Some(mask), command, &[to, text]);
+                if command == "TAGMSG" {
+                    write_message(out, &[], Some(mask), command, &[to]);
+                } else {
+                    write_message_trailing(out, &[], Some(mask), command, &[to, text]);
+                }
             }
             Event::Broadcast {
                 from, id, at, text, ..
@@ -1051,6 +1087,7 @@ impl Session {
         use ErrorCode as C;
         match (command, e.code) {
             ("notice", _) => {}
+            ("tagmsg", _) if !self.caps.message_tags => {}
             ("login", code) => {
                 self.login_sent = false;
                 let nick = self.nick.clone().unwrap_or_else(|| "*".into());
@@ -1109,9 +1146,20 @@ const KNOWN: &[&str] = &[
 ];
 
 fn privmsg_or_notice(extra: Option<&Extra>) -> &'static str {
-    if extra.is_some_and(|e| e.notice) {
-        "NOTICE"
-    } else {
-        "PRIVMSG"
+    match extra {
+        Some(e) if e.tag_only => "TAGMSG",
+        Some(e) if e.notice => "NOTICE",
+        _ => "PRIVMSG",
     }
+}
+
+/// The client-only tags (`+key[=value]`) of a message, as sent.
+fn client_tags(msg: &Message<'_>) -> Option<Arc<str>> {
+    let client: Vec<&str> = msg
+        .tags()
+        .raw()
+        .split(';')
+        .filter(|t| t.starts_with('+'))
+        .collect();
+    (!client.is_empty()).then(|| Arc::from(client.join(";")))
 }
