@@ -9,6 +9,8 @@
 // Each test crate uses its own subset of these helpers.
 #![allow(dead_code)]
 
+pub mod irc;
+
 use std::fmt::Write as _;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -41,6 +43,8 @@ const SHOW_LINES: usize = 40;
 pub struct TestServer {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where it listens for IRC, if the tweak asked for an IRC listener.
+    pub irc: Option<SocketAddr>,
     handle: ServerHandle,
     done: mpsc::Receiver<io::Result<()>>,
     thread: Option<JoinHandle<()>>,
@@ -65,11 +69,16 @@ pub fn start_server(tweak: impl FnOnce(&mut ServerConfig)) -> TestServer {
         ..ServerConfig::default()
     };
     tweak(&mut config);
-    config.listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.listen = vec![loopback];
+    if !config.irc_listen.is_empty() {
+        config.irc_listen = vec![loopback];
+    }
     let server = Server::bind(config).unwrap_or_else(|e| panic!("bind 127.0.0.1:0: {e}"));
-    let addr = match server.local_addrs().as_slice() {
-        [(addr, _)] => *addr,
-        other => panic!("expected one listen address, got {other:?}"),
+    let (addr, irc) = match server.local_addrs().as_slice() {
+        [(addr, _)] => (*addr, None),
+        [(addr, _), (irc, "IRC")] => (*addr, Some(*irc)),
+        other => panic!("expected a line (and an IRC) listen address, got {other:?}"),
     };
     let handle = server.handle();
     let (tx, done) = mpsc::channel();
@@ -81,6 +90,7 @@ pub fn start_server(tweak: impl FnOnce(&mut ServerConfig)) -> TestServer {
         .unwrap_or_else(|e| panic!("spawn server thread: {e}"));
     TestServer {
         addr,
+        irc,
         handle,
         done,
         thread: Some(thread),

@@ -1101,6 +1101,9 @@ impl Session {
                 }
             }
             ("nick", C::BadName) => self.write_numeric(out, "432", &[arg, "Erroneous nickname"]),
+            ("nick", C::CannotRename) => {
+                self.write_numeric(out, "447", &["Cannot change nickname"]);
+            }
             ("nick", C::NameTaken) => {
                 self.write_numeric(out, "433", &[arg, "Nickname is already in use"]);
             }
