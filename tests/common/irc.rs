@@ -145,7 +145,7 @@ impl IrcClient {
         self.syncs += 1;
         let token = format!("sync{}", self.syncs);
         self.send(&format!("PING {token}"));
-        let end = format!(" PONG ");
+        let end = " PONG ".to_string();
         let tail = format!(" {token}");
         self.expect_after(move |l: &str| l.contains(&end) && l.ends_with(&tail))
             .0
