@@ -283,6 +283,7 @@ impl Harness {
                     }
                     self.check_render(event);
                 }
+                Action::Raw { to, .. } => self.check_to(*to, &closed, action),
                 Action::Store(_) => {}
                 Action::Auth { conn, request } => {
                     self.check_to(*conn, &closed, action);

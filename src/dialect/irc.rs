@@ -428,9 +428,10 @@ pub fn parse(line: &str) -> Result<Message<'_>, IrcParseError<'_>> {
 ///
 /// Tags are `(key, value)` pairs; values are escaped here, and an empty value
 /// is written like a missing one (`key`, no `=`), which the spec allows.
-/// Callers pass well-formed keys, source, command and middle parameters
-/// (checked in debug builds only); a NUL, CR or LF in any part is written as a
-/// space, so no text can end the line early or smuggle in a second one.
+/// Callers pass well-formed keys, source and command (checked in debug
+/// builds only); a middle parameter that is not one is repaired (see
+/// `put_middle`), and a NUL, CR or LF in any part is written as a space, so
+/// no text can end the line early or smuggle in a second one.
 ///
 /// ```
 /// use chatd::dialect::irc::write_message;
@@ -505,9 +506,8 @@ fn write(
     put_text(out, command);
     if let Some((last, middle)) = params.split_last() {
         for param in middle {
-            debug_assert!(is_middle(param), "bad middle parameter {param:?}");
             out.push(b' ');
-            put_text(out, param);
+            put_middle(out, param);
         }
         out.push(b' ');
         if always_trailing || !is_middle(last) {
@@ -516,6 +516,26 @@ fn write(
         put_text(out, last);
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// Writes a middle parameter, made one if it is not (a client's word echoed
+/// in a numeric can be anything): empty becomes `*`, a leading `:` becomes
+/// `*`, spaces become `_`. The line stays well-formed whatever the input.
+fn put_middle(out: &mut Vec<u8>, param: &str) {
+    if param.is_empty() {
+        out.push(b'*');
+        return;
+    }
+    let start = out.len();
+    put_text(out, param);
+    for b in &mut out[start..] {
+        if *b == b' ' {
+            *b = b'_';
+        }
+    }
+    if out[start] == b':' {
+        out[start] = b'*';
+    }
 }
 
 /// NUL, CR and LF: the bytes no part of a message may hold.
