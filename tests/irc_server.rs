@@ -403,3 +403,67 @@ fn several_irc_clients_at_once_see_every_message_in_order() {
         assert_eq!(lines, &expected, "[many{i}]");
     }
 }
+
+#[test]
+fn labeled_responses_whox_and_help() {
+    let (_server, irc) = irc_server(|_| {});
+    let caps = ["batch", "labeled-response", "echo-message"];
+    let (mut a, _) = IrcClient::register(irc, "labeller", &caps);
+    let (mut b, _) = IrcClient::register(irc, "plainb", &[]);
+    b.ask("JOIN #lab");
+    // One reply: labelled. None: ACK. Several: a labeled-response batch.
+    assert_eq!(
+        a.ask("@label=one PING x"),
+        ["@label=one :chat.local PONG chat.local x"]
+    );
+    assert_eq!(a.ask("@label=two PONG x"), ["@label=two :chat.local ACK"]);
+    let joined = a.ask("@label=three JOIN #lab");
+    assert_eq!(
+        joined[0],
+        "@label=three :chat.local BATCH +1 labeled-response"
+    );
+    assert_eq!(
+        joined[1],
+        "@batch=1 :labeller!u-labeller@127.0.0.1 JOIN #lab"
+    );
+    assert!(
+        joined[2..joined.len() - 1]
+            .iter()
+            .all(|l| l.starts_with("@batch=1 "))
+    );
+    assert_eq!(
+        joined.last().map(String::as_str),
+        Some(":chat.local BATCH -1")
+    );
+    // The echo of a labelled message carries the label; others never see it.
+    let echo = a.ask("@label=four PRIVMSG #lab :hi");
+    assert_eq!(
+        echo,
+        ["@label=four :labeller!u-labeller@127.0.0.1 PRIVMSG #lab :hi"]
+    );
+    b.expect(":labeller!u-labeller@127.0.0.1 PRIVMSG #lab :hi");
+
+    // WHOX fields come in the spec's order, with the token.
+    let who = b.ask("WHO labeller %nuhtf,42");
+    assert_eq!(
+        who,
+        [
+            ":chat.local 354 plainb 42 u-labeller 127.0.0.1 labeller H",
+            ":chat.local 315 plainb labeller :End of WHO list",
+        ]
+    );
+    // HELP, and an unknown subject.
+    let help = b.ask("HELP privmsg");
+    assert_eq!(
+        help[0],
+        ":chat.local 704 plainb privmsg :PRIVMSG target[,target...] :text"
+    );
+    assert!(
+        help.last()
+            .is_some_and(|l| l.contains(" 706 plainb privmsg "))
+    );
+    assert_eq!(
+        b.ask("HELP nonsense"),
+        [":chat.local 524 plainb nonsense :No help available on this topic"]
+    );
+}

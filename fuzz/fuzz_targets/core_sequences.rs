@@ -283,7 +283,9 @@ impl Harness {
                     }
                     self.check_render(event);
                 }
-                Action::Raw { to, .. } => self.check_to(*to, &closed, action),
+                Action::Raw { to, .. } | Action::Group { to, .. } => {
+                    self.check_to(*to, &closed, action)
+                }
                 Action::Store(_) => {}
                 Action::Auth { conn, request } => {
                     self.check_to(*conn, &closed, action);

@@ -77,14 +77,21 @@ fuzz_target!(|data: &[u8]| {
             Input::Command(cmd) => actions.extend(chat.handle(id, cmd, now)),
             Input::Raw(bytes) => actions.push(Action::Raw { to: id, bytes }),
             Input::Event(event) => actions.push(Action::Send { to: id, event }),
+            Input::Group(start) => actions.push(Action::Group { to: id, start }),
         });
+        // As the reactor does: a group's bytes are held, then wrapped.
+        let mut group: Option<Vec<u8>> = None;
+        let deliver = |to: ConnId, out: Vec<u8>, group: &mut Option<Vec<u8>>| match group {
+            Some(held) if to == id => held.extend_from_slice(&out),
+            _ => check(&out),
+        };
         for action in actions {
             match action {
                 Action::Send { to, event } => {
                     if let Some(s) = sessions.get_mut(&to) {
                         let mut out = Vec::new();
                         s.render(&event, &mut out);
-                        check(&out);
+                        deliver(to, out, &mut group);
                     }
                 }
                 Action::Fanout { to, event } => {
@@ -93,12 +100,20 @@ fuzz_target!(|data: &[u8]| {
                             if s.wants(&event) {
                                 let mut out = Vec::new();
                                 s.render_shared(&event, &mut out);
-                                check(&out);
+                                deliver(conn, out, &mut group);
                             }
                         }
                     }
                 }
-                Action::Raw { bytes, .. } => check(&bytes),
+                Action::Raw { to, bytes } => deliver(to, bytes, &mut group),
+                Action::Group { start: true, .. } => group = Some(Vec::new()),
+                Action::Group { start: false, to } => {
+                    if let (Some(held), Some(s)) = (group.take(), sessions.get_mut(&to)) {
+                        let mut out = Vec::new();
+                        s.finish_group(&held, &mut out);
+                        check(&out);
+                    }
+                }
                 Action::Close { conn } => {
                     sessions.remove(&conn);
                 }

@@ -52,6 +52,15 @@ pub enum Action {
         /// The bytes, ready for the socket.
         bytes: Vec<u8>,
     },
+    /// A dialect groups the replies to one command (IRC labeled-response):
+    /// what is queued for `to` between `start: true` and `start: false` is
+    /// held and handed to the connection's session to wrap.
+    Group {
+        /// The connection.
+        to: ConnId,
+        /// Start or end.
+        start: bool,
+    },
     /// Close the connection once its queue is flushed. The core has already
     /// forgotten it.
     Close {
@@ -201,6 +210,8 @@ pub struct WhoRow {
     pub away: bool,
     /// Operator in `room`.
     pub op: bool,
+    /// Logged in to a registered account (the account is the name).
+    pub registered: bool,
 }
 
 /// Something the server tells a client.

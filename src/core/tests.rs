@@ -326,7 +326,9 @@ proptest! {
             }
             for action in &out {
                 let to: &[ConnId] = match action {
-                    Action::Send { to, .. } | Action::Raw { to, .. } => std::slice::from_ref(to),
+                    Action::Send { to, .. } | Action::Raw { to, .. } | Action::Group { to, .. } => {
+                        std::slice::from_ref(to)
+                    }
                     Action::Fanout { to, .. } => to,
                     Action::Close { conn } | Action::Auth { conn, .. } | Action::Stats { conn } => std::slice::from_ref(conn),
                     Action::Store(_) => &[],

@@ -55,6 +55,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
+mod help;
 mod session;
 
 pub use session::{PROFILES, Session, Settings};

@@ -323,6 +323,7 @@ pub fn render_actions(actions: &[Action]) -> Vec<(ConnId, String)> {
             | Action::Store(_)
             | Action::Auth { .. }
             | Action::Raw { .. }
+            | Action::Group { .. }
             | Action::Stats { .. } => {
                 continue;
             }

@@ -53,6 +53,9 @@ pub enum Input {
     Event(Event),
     /// Bytes the dialect answers with itself.
     Raw(Vec<u8>),
+    /// Start (`true`) or end a group: what the connection is sent in
+    /// between is handed to [`Session::finish_group`] (IRC labeled-response).
+    Group(bool),
 }
 
 /// How many render profiles there are: the line protocol's one and IRC's
@@ -127,6 +130,14 @@ impl Session {
         match self {
             Session::Line => line::render(event, out),
             Session::Irc(s) => s.render_shared(event, out),
+        }
+    }
+
+    /// Wraps the bytes a group captured (see [`Input::Group`]).
+    pub fn finish_group(&mut self, captured: &[u8], out: &mut Vec<u8>) {
+        match self {
+            Session::Line => out.extend_from_slice(captured),
+            Session::Irc(s) => s.finish_group(captured, out),
         }
     }
 

@@ -37,6 +37,8 @@ pub(crate) struct Connection {
     pub(crate) dirty: bool,
     /// Listed to be read once the database works again.
     pub(crate) read_paused: bool,
+    /// Bytes held while the dialect groups one command's replies.
+    pub(crate) group: Option<Vec<u8>>,
     /// Flood control (`None`: `--rate off`).
     pub(crate) bucket: Option<Bucket>,
     /// Input read but not handled yet because the bucket ran dry (at most
@@ -73,6 +75,7 @@ impl Connection {
             dirty: false,
             read_paused: false,
             bucket,
+            group: None,
             held: Vec::new(),
             lagged: false,
             close_reason: "closed",

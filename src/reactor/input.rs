@@ -104,6 +104,7 @@ impl Server {
                 Input::Command(_) => {}
                 Input::Event(event) => actions.push(Action::Send { to: id, event }),
                 Input::Raw(bytes) => actions.push(Action::Raw { to: id, bytes }),
+                Input::Group(start) => actions.push(Action::Group { to: id, start }),
             });
             if closed {
                 stop = Some(Stop::Closed);

@@ -43,15 +43,33 @@ impl Server {
                     debug!("conn {}: ERR {} {}", to.0 >> 32, e.code, e.text);
                 }
                 let session = &mut c.session;
-                c.queue.render_with(|buf| session.render(&event, buf));
+                match &mut c.group {
+                    Some(group) => session.render(&event, group),
+                    None => c.queue.render_with(|buf| session.render(&event, buf)),
+                }
                 queued(&mut self.dirty, &mut self.overflow, key, c, sendq);
             }
             Action::Raw { to, bytes } => {
                 let Some((key, c)) = conn_mut(&mut self.slab, to) else {
                     return;
                 };
-                c.queue.render_with(|buf| buf.extend_from_slice(&bytes));
+                match &mut c.group {
+                    Some(group) => group.extend_from_slice(&bytes),
+                    None => c.queue.render_with(|buf| buf.extend_from_slice(&bytes)),
+                }
                 queued(&mut self.dirty, &mut self.overflow, key, c, sendq);
+            }
+            Action::Group { to, start } => {
+                let Some((key, c)) = conn_mut(&mut self.slab, to) else {
+                    return;
+                };
+                if start {
+                    c.group.get_or_insert_with(Vec::new);
+                } else if let Some(group) = c.group.take() {
+                    let session = &mut c.session;
+                    c.queue.render_with(|buf| session.finish_group(&group, buf));
+                    queued(&mut self.dirty, &mut self.overflow, key, c, sendq);
+                }
             }
             Action::Fanout { to, event } => {
                 // Rendered once per profile (dialect and capabilities) in use.
@@ -69,7 +87,10 @@ impl Server {
                         session.render_shared(&event, &mut buf);
                         buf.into()
                     });
-                    c.queue.push_shared(bytes.clone());
+                    match &mut c.group {
+                        Some(group) => group.extend_from_slice(bytes),
+                        None => c.queue.push_shared(bytes.clone()),
+                    }
                     queued(&mut self.dirty, &mut self.overflow, key, c, sendq);
                 }
             }
@@ -262,7 +283,8 @@ fn queued(
     sendq: usize,
 ) {
     mark_dirty(dirty, key, c);
-    if c.queue.len() > sendq.saturating_mul(SENDQ_HARD_FACTOR) && !overflow.contains(&c.id) {
+    let held = c.group.as_ref().map_or(0, Vec::len);
+    if c.queue.len() + held > sendq.saturating_mul(SENDQ_HARD_FACTOR) && !overflow.contains(&c.id) {
         overflow.push(c.id);
     }
 }

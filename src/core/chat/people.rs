@@ -113,7 +113,8 @@ impl Chat {
     }
 
     /// Users matching `mask`: a room's members, or users whose name or
-    /// `name!ident@host` matches a `*`/`?` pattern, case-insensitively.
+    /// `name!ident@host` matches a `*`/`?` pattern, case-insensitively
+    /// (`*` alone: the users sharing a room with the asker).
     pub(super) fn who(&self, conn: ConnId, me: UserId, mask: String, out: &mut Vec<Action>) {
         let mut rows = Vec::new();
         if mask.starts_with('#') {
@@ -128,15 +129,26 @@ impl Chat {
             }
         } else {
             let pattern = mask.to_ascii_lowercase();
+            // `*` and `0` mean "everyone I can see": those sharing a room
+            // with me, and me.
             let all = pattern == "*" || pattern == "0";
+            let mine = self
+                .users
+                .get(&me)
+                .map(|u| u.rooms.as_slice())
+                .unwrap_or(&[]);
             for (id, u) in &self.users {
                 if rows.len() >= MAX_WHO_ROWS {
                     break;
                 }
-                let hit = all
-                    || *id == me && pattern == u.name.to_ascii_lowercase()
-                    || wildcard(&pattern, &u.name.to_ascii_lowercase())
-                    || wildcard(&pattern, &u.mask.to_ascii_lowercase());
+                let near = *id == me || u.rooms.iter().any(|r| mine.contains(r));
+                let hit = if all {
+                    near
+                } else {
+                    *id == me && pattern == u.name.to_ascii_lowercase()
+                        || wildcard(&pattern, &u.name.to_ascii_lowercase())
+                        || wildcard(&pattern, &u.mask.to_ascii_lowercase())
+                };
                 if hit {
                     rows.push(who_row(u, None, false));
                 }
@@ -224,6 +236,7 @@ fn who_row(u: &User, room: Option<Arc<str>>, op: bool) -> WhoRow {
         realname: u.realname.clone(),
         away: u.away.is_some(),
         op,
+        registered: u.registered,
     }
 }
 

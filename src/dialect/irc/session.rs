@@ -16,7 +16,7 @@ use super::{IrcParseError, Message, parse, write_message, write_message_trailing
 use crate::config::{MAX_NAME, MAX_TOPIC, is_user_name};
 use crate::core::{
     Command, Error, ErrorCode, Event, Extra, ModeChange, OkReply, RoomMode, Secret, Timestamp,
-    UserId, user_mask,
+    UserId, WhoRow, user_mask,
 };
 use crate::dialect::Input;
 use crate::framing::FrameError;
@@ -25,7 +25,13 @@ use crate::framing::FrameError;
 const MAX_CLIENT_TAGS: usize = 4094;
 
 /// The capabilities chatd offers (IRCv3).
-const CAPS: &[&str] = &["echo-message", "message-tags", "server-time"];
+const CAPS: &[&str] = &[
+    "batch",
+    "echo-message",
+    "labeled-response",
+    "message-tags",
+    "server-time",
+];
 
 /// Away messages, kick reasons: longer ones are cut.
 const AWAYLEN: usize = 390;
@@ -61,6 +67,8 @@ struct Caps {
     server_time: bool,
     message_tags: bool,
     echo_message: bool,
+    labeled_response: bool,
+    batch: bool,
 }
 
 /// An IRC connection's state.
@@ -94,6 +102,12 @@ pub struct Session {
     kick_room: String,
     /// `LIST` filter (lower-cased channels), if any.
     list_filter: Option<Vec<String>>,
+    /// The WHOX fields and token of the last `WHO`, if it asked for them.
+    whox: Option<(String, String)>,
+    /// The label of the line whose replies are being grouped.
+    label: Option<String>,
+    /// Batches opened so far (their ids).
+    batches: u64,
 }
 
 impl Session {
@@ -116,6 +130,9 @@ impl Session {
             part_reason: None,
             kick_room: "*".into(),
             list_filter: None,
+            whox: None,
+            label: None,
+            batches: 0,
         }
     }
 
@@ -142,6 +159,42 @@ impl Session {
         user_mask(nick, ident, self.ip)
     }
 
+    /// The replies to a labelled line, captured by the reactor: one line
+    /// gets the label, several go in a `labeled-response` batch, none is
+    /// acknowledged with `ACK`.
+    pub fn finish_group(&mut self, captured: &[u8], out: &mut Vec<u8>) {
+        let Some(label) = self.label.take() else {
+            out.extend_from_slice(captured);
+            return;
+        };
+        let text = String::from_utf8_lossy(captured);
+        let lines: Vec<&str> = text.split_terminator("\r\n").collect();
+        let server = self.settings.server.clone();
+        match lines.as_slice() {
+            [] => {
+                let _ = write!(out_string(out), "@label={label} :{server} ACK\r\n");
+            }
+            [line] => push_tagged(out, &format!("label={label}"), line),
+            // A message to oneself with echo-message: the echo is the reply,
+            // the delivery is not.
+            [echo, delivery] if echo == delivery && self.caps.echo_message => {
+                push_tagged(out, &format!("label={label}"), echo);
+                out.extend_from_slice(delivery.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+            _ => {
+                self.batches += 1;
+                let id = self.batches;
+                let open = format!(":{server} BATCH +{id} labeled-response");
+                push_tagged(out, &format!("label={label}"), &open);
+                for line in &lines {
+                    push_tagged(out, &format!("batch={id}"), line);
+                }
+                out.extend_from_slice(format!(":{server} BATCH -{id}\r\n").as_bytes());
+            }
+        }
+    }
+
     /// The line to send an idle client.
     pub fn ping(&self) -> Vec<u8> {
         let mut out = Vec::new();
@@ -166,6 +219,17 @@ impl Session {
             Err(IrcParseError::InputTooLong(_)) => return self.input_too_long(emit),
             Err(IrcParseError::BadCommand(c)) => {
                 let c = c.to_string();
+                let label = line
+                    .strip_prefix('@')
+                    .and_then(|l| l.split(' ').next())
+                    .and_then(|tags| tags.split(';').find_map(|t| t.strip_prefix("label=")));
+                if let Some(label) = label.filter(|_| self.caps.labeled_response) {
+                    self.label = Some(label.chars().take(64).collect());
+                    emit(Input::Group(true));
+                    self.numeric(emit, "421", &[&c, "Unknown command"]);
+                    emit(Input::Group(false));
+                    return;
+                }
                 return self.numeric(emit, "421", &[&c, "Unknown command"]);
             }
             Err(e) => return self.notice(emit, &format!("bad line: {e}")),
@@ -173,6 +237,23 @@ impl Session {
         if msg.tags().raw().len() > MAX_CLIENT_TAGS {
             return self.input_too_long(emit);
         }
+        // labeled-response: everything this line causes for this client is
+        // grouped, then labelled (or batched) by `finish_group`.
+        let label = msg.tags().get("label").and_then(|t| t.raw_value());
+        match label {
+            Some(label) if self.caps.labeled_response && !label.is_empty() => {
+                self.label = Some(label.chars().take(64).collect());
+                emit(Input::Group(true));
+                self.dispatch(&msg, emit);
+                emit(Input::Group(false));
+            }
+            _ => self.dispatch(&msg, emit),
+        }
+    }
+
+    /// One parsed line.
+    fn dispatch(&mut self, msg: &Message<'_>, emit: &mut dyn FnMut(Input)) {
+        let msg = *msg;
         let command = msg.command_upper();
         let p = msg.params();
         let pre = matches!(
@@ -274,13 +355,21 @@ impl Session {
                 self.numeric(emit, "321", &["Channel", "Users  Name"]);
                 emit(Input::Command(Command::Rooms));
             }
-            "WHO" => emit(Input::Command(Command::Who {
-                mask: p
-                    .first()
-                    .filter(|m| !m.is_empty())
-                    .unwrap_or(&"*")
-                    .to_string(),
-            })),
+            "WHO" => {
+                // WHOX: `WHO mask %fields[,token]`.
+                self.whox = p.get(1).and_then(|f| f.strip_prefix('%')).map(|f| {
+                    let (fields, token) = f.split_once(',').unwrap_or((f, ""));
+                    let token: String = token.chars().take(3).collect();
+                    (fields.chars().take(16).collect(), token)
+                });
+                emit(Input::Command(Command::Who {
+                    mask: p
+                        .first()
+                        .filter(|m| !m.is_empty())
+                        .unwrap_or(&"*")
+                        .to_string(),
+                }));
+            }
             "WHOIS" if need(1) => self.numeric(emit, "431", &["No nickname given"]),
             "WHOIS" => {
                 let names = p[p.len() - 1];
@@ -328,6 +417,7 @@ impl Session {
                 emit(Input::Raw(out));
             }
             "TIME" => emit(Input::Command(Command::Time)),
+            "HELP" | "HELPOP" => self.help(p.first().copied().unwrap_or(""), emit),
             "USERHOST" if need(1) => self.need_more(emit, "USERHOST"),
             "USERHOST" => emit(Input::Command(Command::Userhost {
                 names: p.iter().map(|n| n.to_string()).collect(),
@@ -434,6 +524,8 @@ impl Session {
             "server-time" => self.caps.server_time,
             "message-tags" => self.caps.message_tags,
             "echo-message" => self.caps.echo_message,
+            "labeled-response" => self.caps.labeled_response,
+            "batch" => self.caps.batch,
             _ => false,
         }
     }
@@ -443,6 +535,8 @@ impl Session {
             "server-time" => self.caps.server_time = on,
             "message-tags" => self.caps.message_tags = on,
             "echo-message" => self.caps.echo_message = on,
+            "labeled-response" => self.caps.labeled_response = on,
+            "batch" => self.caps.batch = on,
             _ => {}
         }
     }
@@ -614,6 +708,21 @@ impl Session {
         }
     }
 
+    /// `HELP [subject]`: 704, 705..., 706; 524 for an unknown subject.
+    fn help(&self, subject: &str, emit: &mut dyn FnMut(Input)) {
+        let Some(lines) = super::help::topic(subject) else {
+            return self.numeric(emit, "524", &[subject, "No help available on this topic"]);
+        };
+        let shown = if subject.is_empty() { "index" } else { subject };
+        let mut out = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            let code = if i == 0 { "704" } else { "705" };
+            self.write_numeric(&mut out, code, &[shown, line]);
+        }
+        self.write_numeric(&mut out, "706", &[shown, "End of /HELP"]);
+        emit(Input::Raw(out));
+    }
+
     fn motd(&self, emit: &mut dyn FnMut(Input)) {
         let mut out = Vec::new();
         self.write_motd(&mut out);
@@ -650,6 +759,7 @@ impl Session {
                 MAX_TARGETS
             ),
             format!("TOPICLEN={MAX_TOPIC}"),
+            "WHOX".into(),
         ];
         for chunk in tokens.chunks(12) {
             let mut params: Vec<&str> = chunk.iter().map(String::as_str).collect();
@@ -753,23 +863,32 @@ impl Session {
                 }
             }
             Event::Dm {
+                from,
                 mask,
                 to,
                 id,
                 at,
                 text,
                 extra,
-                ..
             } => {
                 if extra.as_ref().is_some_and(|e| e.tag_only) && !self.caps.message_tags {
                     return;
                 }
+                let start = out.len();
                 self.tags(out, *at, id.0, extra.as_deref());
                 let command = privmsg_or_notice(extra.as_deref());
                 if command == "TAGMSG" {
                     write_message(out, &[], Some(mask), command, &[to]);
                 } else {
                     write_message_trailing(out, &[], Some(mask), command, &[to, text]);
+                }
+                // To oneself with echo-message: the echo and the delivery.
+                let me = self.nick.as_deref().unwrap_or("");
+                if self.caps.echo_message
+                    && to.eq_ignore_ascii_case(me)
+                    && from.eq_ignore_ascii_case(me)
+                {
+                    out.extend_from_within(start..);
                 }
             }
             Event::Broadcast {
@@ -950,6 +1069,12 @@ impl Session {
                 }
                 self.write_numeric(out, "318", &[name, "End of /WHOIS list"]);
             }
+            Event::Who { mask, rows } if self.whox.is_some() => {
+                if let Some((fields, token)) = self.whox.take() {
+                    self.render_whox(&fields, &token, rows, out);
+                }
+                self.write_numeric(out, "315", &[mask, "End of WHO list"]);
+            }
             Event::Who { mask, rows } => {
                 let server = self.settings.server.clone();
                 for row in rows {
@@ -1021,6 +1146,41 @@ impl Session {
                 if self.wants(shared) {
                     self.render_shared(shared, out);
                 }
+            }
+        }
+    }
+
+    /// WHOX replies (354): the asked fields in the spec's order
+    /// `tcuihsnfdlaor`, whatever order they were asked in.
+    fn render_whox(&self, fields: &str, token: &str, rows: &[WhoRow], out: &mut Vec<u8>) {
+        let server = self.settings.server.clone();
+        for row in rows {
+            let mut params: Vec<String> = Vec::new();
+            for f in "tcuihsnfdlaor".chars().filter(|c| fields.contains(*c)) {
+                params.push(match f {
+                    't' => token.to_string(),
+                    'c' => row.room.as_deref().unwrap_or("*").to_string(),
+                    'u' => row.ident.to_string(),
+                    'i' | 'h' => row.host.to_string(),
+                    's' => server.to_string(),
+                    'n' => row.name.to_string(),
+                    'f' => format!(
+                        "{}{}",
+                        if row.away { 'G' } else { 'H' },
+                        if row.op { "@" } else { "" }
+                    ),
+                    'd' | 'l' => "0".into(),
+                    'a' if row.registered => row.name.to_string(),
+                    'a' => "0".into(),
+                    'o' => "n/a".into(),
+                    _ => row.realname.to_string(),
+                });
+            }
+            let params: Vec<&str> = params.iter().map(String::as_str).collect();
+            if fields.contains('r') {
+                self.write_numeric(out, "354", &params);
+            } else {
+                self.write_numeric_plain(out, "354", &params);
             }
         }
     }
@@ -1144,9 +1304,30 @@ impl Session {
 
 /// Commands that exist but need registration (`451` rather than `421`).
 const KNOWN: &[&str] = &[
-    "JOIN", "PART", "PRIVMSG", "NOTICE", "TOPIC", "NAMES", "LIST", "WHO", "WHOIS", "MODE", "KICK",
-    "AWAY", "MOTD", "LUSERS", "VERSION", "TIME", "USERHOST", "ISON",
+    "HELP", "HELPOP", "TAGMSG", "JOIN", "PART", "PRIVMSG", "NOTICE", "TOPIC", "NAMES", "LIST",
+    "WHO", "WHOIS", "MODE", "KICK", "AWAY", "MOTD", "LUSERS", "VERSION", "TIME", "USERHOST",
+    "ISON",
 ];
+
+/// Appends `line` with `tag` added to its tags, and `\r\n`.
+fn push_tagged(out: &mut Vec<u8>, tag: &str, line: &str) {
+    match line.strip_prefix('@') {
+        Some(rest) => out.extend_from_slice(format!("@{tag};{rest}\r\n").as_bytes()),
+        None => out.extend_from_slice(format!("@{tag} {line}\r\n").as_bytes()),
+    }
+}
+
+/// A `fmt::Write` view of a byte buffer.
+fn out_string(out: &mut Vec<u8>) -> impl std::fmt::Write + '_ {
+    struct W<'a>(&'a mut Vec<u8>);
+    impl std::fmt::Write for W<'_> {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0.extend_from_slice(s.as_bytes());
+            Ok(())
+        }
+    }
+    W(out)
+}
 
 fn privmsg_or_notice(extra: Option<&Extra>) -> &'static str {
     match extra {
