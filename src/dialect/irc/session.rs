@@ -143,14 +143,17 @@ impl Session {
 
     /// The name numerics address: the nick once registered, else `*`.
     fn client(&self) -> &str {
-        match (&self.me, &self.nick) {
-            (Some(_), Some(nick)) => nick,
+        match &self.nick {
+            Some(nick) if self.registered() => nick,
             _ => "*",
         }
     }
 
+    /// Logged in, or the login is on its way to the core: the lines read
+    /// in the same batch as `USER` reach the core after it, so they are
+    /// passed on too (if the login fails, the core refuses them with 451).
     fn registered(&self) -> bool {
-        self.me.is_some()
+        self.me.is_some() || self.login_sent
     }
 
     fn my_mask(&self) -> Arc<str> {
@@ -1041,8 +1044,12 @@ impl Session {
                 created,
             } => {
                 self.write_numeric_plain(out, "324", &[room, modes]);
-                let secs = (created.as_millis() / 1000).to_string();
-                self.write_numeric_plain(out, "329", &[room, &secs]);
+                // 329 only when the creation time is known (not for a room
+                // made at start-up before any clock reading, like the lobby).
+                if created.as_millis() > 0 {
+                    let secs = (created.as_millis() / 1000).to_string();
+                    self.write_numeric_plain(out, "329", &[room, &secs]);
+                }
             }
             Event::Whois(info) => {
                 let name = &*info.name;
