@@ -2,7 +2,7 @@
 # Runs chat-bench against chatd and the IRC peers in one go and prints the
 # medians of RUNS runs per scenario (docs/performance.md explains each).
 #
-#   benches/compare.sh              # chatd (memory and file db) and ngircd
+#   benches/compare.sh              # chatd (memory and file db, and over IRC) and ngircd
 #   PEERS="ngircd inspircd" RUNS=5 benches/compare.sh
 #   ONLY="fanout-1x200 pairs-500" benches/compare.sh   # some scenarios only
 #   ONLY="fanout-1x200-w8 fanout-1x200-w512" WINDOWS="8 512" benches/compare.sh
@@ -35,8 +35,12 @@ for w in ${WINDOWS:-8 128 512}; do
   SCENARIOS+=("fanout-1x200-w$w|fanout --clients 200 --rooms 1 --senders 10 --messages 1000 --window $w --size 80")
 done
 
-start_chatd() { # db
-  "$BIN/chatd" --listen "127.0.0.1:$PORT" --echo-listen "127.0.0.1:$((PORT + 1))" --db "$1" \
+start_chatd() { # db [irc]: with irc, IRC is on PORT (the line protocol moves to PORT+2)
+  local listen=(--listen "127.0.0.1:$PORT" --irc-listen off)
+  if [ "${2:-}" = irc ]; then
+    listen=(--listen "127.0.0.1:$((PORT + 2))" --irc-listen "127.0.0.1:$PORT")
+  fi
+  "$BIN/chatd" "${listen[@]}" --echo-listen "127.0.0.1:$((PORT + 1))" --db "$1" \
     --rate off --max-per-ip 0 --lobby off --log-level warn >/dev/null 2>>"$OUT/chatd.log" &
   echo $!
 }
@@ -63,14 +67,15 @@ wait_port() {
 
 # One run: server kind, scenario args; prints the JSON line.
 run_one() {
-  local kind=$1 args=$2 pid dialect=line db=""
+  local kind=$1 args=$2 pid dialect=line db="" irc=""
   case $kind in
     chatd-memory) db=":memory:" ;;
     chatd-file) db="$OUT/bench.db"; rm -f "$OUT"/bench.db* ;;
+    chatd-irc) db=":memory:"; dialect=irc; irc=irc ;;
     *) dialect=irc ;;
   esac
   if [ -n "$db" ]; then
-    pid=$(start_chatd "$db")
+    pid=$(start_chatd "$db" $irc)
   else
     pid=$("$PEERS_DIR/start.sh" "$kind" "$PORT" | tail -n 1)
   fi
@@ -87,7 +92,7 @@ run_one() {
   fi
 }
 
-KINDS="chatd-memory chatd-file $PEERS"
+KINDS="chatd-memory chatd-file chatd-irc $PEERS"
 : >"$OUT/results.jsonl"
 ONLY=${ONLY:-}
 for entry in "${SCENARIOS[@]}"; do
