@@ -1235,3 +1235,6 @@ fn privmsg_or_notice(extra: Option<&Extra>) -> &'static str {
         "PRIVMSG"
     }
 }
+
+#[cfg(test)]
+mod tests;
