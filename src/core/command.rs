@@ -34,6 +34,8 @@ pub enum Command {
     Join {
         /// The room.
         room: String,
+        /// The room's key, if it has one (IRC `+k`).
+        key: Option<String>,
     },
     /// Create a room that must not exist yet, then join it.
     Create {
@@ -175,6 +177,15 @@ pub enum Command {
     Lusers,
     /// The server's clock.
     Time,
+    /// Invite someone into a room (needed to enter an invite-only one).
+    Invite {
+        /// Who.
+        name: String,
+        /// The room.
+        room: String,
+    },
+    /// The rooms one is invited to and has not entered yet.
+    Invites,
 }
 
 /// One room mode change.
@@ -186,15 +197,74 @@ pub struct ModeChange {
     pub mode: RoomMode,
 }
 
+/// The longest room key (IRC `+k`, RFC 2812's 23).
+pub const MAX_KEY: usize = 23;
+
+/// The most entries of each mask list of a room (bans, ban exceptions,
+/// invite exceptions), and the most pending invitations a room keeps.
+pub const MAX_LIST: usize = 100;
+
+/// The longest mask in a mask list.
+pub const MAX_MASK: usize = 128;
+
 /// The room modes the core knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RoomMode {
     /// `o NAME`: room operator.
     Op(String),
+    /// `v NAME`: may speak in a moderated room.
+    Voice(String),
     /// `t`: only operators set the topic.
     TopicLock,
     /// `n`: only members speak.
     NoExternal,
+    /// `i`: only invited users (or ones matching an invite exception) join.
+    InviteOnly,
+    /// `m`: only operators and voiced members speak.
+    Moderated,
+    /// `s`: hidden from listings and lookups of non-members.
+    Secret,
+    /// `k KEY`: joining needs the key. Removing ignores the text.
+    Key(String),
+    /// `l N`: at most N members (the text as typed, checked by the core).
+    /// Removing ignores the text.
+    Limit(String),
+    /// `b`/`e`/`I MASK`: adds or removes a `nick!user@host` mask (with `*`
+    /// and `?` wildcards).
+    Mask(MaskList, String),
+    /// `b`/`e`/`I` without a mask: lists the entries (the sign is ignored).
+    List(MaskList),
+}
+
+/// A room's lists of `nick!user@host` masks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MaskList {
+    /// `b`: who may not join nor speak.
+    Ban,
+    /// `e`: exceptions to the bans.
+    Except,
+    /// `I`: who may join an invite-only room uninvited.
+    Invite,
+}
+
+impl MaskList {
+    /// The IRC mode letter.
+    pub fn letter(self) -> char {
+        match self {
+            MaskList::Ban => 'b',
+            MaskList::Except => 'e',
+            MaskList::Invite => 'I',
+        }
+    }
+
+    /// A short name for the line protocol.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MaskList::Ban => "ban",
+            MaskList::Except => "except",
+            MaskList::Invite => "invex",
+        }
+    }
 }
 
 impl Command {
@@ -256,6 +326,8 @@ impl Command {
             Command::Away { .. } => "away",
             Command::Lusers => "lusers",
             Command::Time => "time",
+            Command::Invite { .. } => "invite",
+            Command::Invites => "invites",
         }
     }
 }

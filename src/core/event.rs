@@ -7,7 +7,8 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::model::{ConnId, Message, MsgId, RoomId, Secret, Timestamp, UserId};
+use super::command::MaskList;
+use super::model::{ConnId, MaskEntry, Message, MsgId, RoomId, Secret, Timestamp, UserId};
 use super::record::Record;
 
 /// One thing for the reactor to do.
@@ -158,6 +159,13 @@ pub enum OkReply {
         /// Whether the user is now away.
         away: bool,
     },
+    /// Invited someone into a room.
+    Invite {
+        /// Who.
+        name: Arc<str>,
+        /// The room.
+        room: Arc<str>,
+    },
 }
 
 /// What some dialects add to a message: IRC's `NOTICE` kind and client tags.
@@ -212,6 +220,8 @@ pub struct WhoRow {
     pub op: bool,
     /// Logged in to a registered account (the account is the name).
     pub registered: bool,
+    /// Voiced in `room`.
+    pub voice: bool,
 }
 
 /// Something the server tells a client.
@@ -232,6 +242,10 @@ pub enum Event {
         names: Vec<Arc<str>>,
         /// Whether each member (same order) is a room operator.
         ops: Vec<bool>,
+        /// Whether each member (same order) is voiced.
+        voices: Vec<bool>,
+        /// The room is secret (IRC `+s`).
+        secret: bool,
     },
     /// Who is online (the dialect splits long lists).
     Users {
@@ -460,6 +474,31 @@ pub enum Event {
         /// Now.
         now: Timestamp,
     },
+    /// Someone invited the recipient into a room.
+    Invited {
+        /// The room.
+        room: Arc<str>,
+        /// Who invited.
+        by: Arc<str>,
+        /// Their `name!ident@host`.
+        mask: Arc<str>,
+        /// The recipient's name.
+        name: Arc<str>,
+    },
+    /// The rooms the recipient is invited to.
+    Invites {
+        /// Their names.
+        rooms: Vec<Arc<str>>,
+    },
+    /// One of a room's mask lists (the answer to `MODE #room +b`).
+    MaskList {
+        /// The room.
+        room: Arc<str>,
+        /// Which list.
+        list: MaskList,
+        /// Its entries, oldest first.
+        entries: Vec<MaskEntry>,
+    },
     /// Goodbye; the connection closes next.
     Bye {
         /// Why.
@@ -559,6 +598,22 @@ pub enum ErrorCode {
     NotOperator,
     /// The name cannot be changed (a registered account's).
     CannotRename,
+    /// Banned from the room (IRC `+b`).
+    Banned,
+    /// The room is invite-only and nobody invited the user (IRC `+i`).
+    InviteOnly,
+    /// The room's key is missing or wrong (IRC `+k`).
+    BadKey,
+    /// The room is at its member limit (IRC `+l`).
+    RoomFull,
+    /// Only operators and voiced members speak in the room (IRC `+m`).
+    Moderated,
+    /// The user is in the room already.
+    AlreadyInRoom,
+    /// The parameter of a mode change (its letter) breaks the rules.
+    BadModeParam(char),
+    /// A room's mask list (its letter) is full.
+    ListFull(char),
 }
 
 impl ErrorCode {
@@ -586,6 +641,14 @@ impl ErrorCode {
             ErrorCode::MailboxFull => "mailbox-full",
             ErrorCode::NotOperator => "not-operator",
             ErrorCode::CannotRename => "cannot-rename",
+            ErrorCode::Banned => "banned",
+            ErrorCode::InviteOnly => "invite-only",
+            ErrorCode::BadKey => "bad-key",
+            ErrorCode::RoomFull => "room-full",
+            ErrorCode::Moderated => "moderated",
+            ErrorCode::AlreadyInRoom => "already-in-room",
+            ErrorCode::BadModeParam(_) => "bad-mode-param",
+            ErrorCode::ListFull(_) => "list-full",
         }
     }
 
@@ -615,6 +678,14 @@ impl ErrorCode {
             ErrorCode::MailboxFull => "that user has too many unread messages",
             ErrorCode::NotOperator => "you are not a room operator",
             ErrorCode::CannotRename => "a registered account keeps its name",
+            ErrorCode::Banned => "you are banned from that room",
+            ErrorCode::InviteOnly => "that room is invite-only: ask a member to /invite you",
+            ErrorCode::BadKey => "that room needs the right key: /join ROOM KEY",
+            ErrorCode::RoomFull => "that room is full",
+            ErrorCode::Moderated => "only operators and voiced members speak in that room",
+            ErrorCode::AlreadyInRoom => "that user is in the room already",
+            ErrorCode::BadModeParam(_) => "invalid mode parameter",
+            ErrorCode::ListFull(_) => "that list of the room is full",
         }
     }
 }

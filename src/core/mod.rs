@@ -12,11 +12,11 @@ mod model;
 mod record;
 
 pub use chat::{Chat, Counts};
-pub use command::{Command, ModeChange, RoomMode};
+pub use command::{Command, MAX_KEY, MAX_LIST, MAX_MASK, MaskList, ModeChange, RoomMode};
 pub use event::{
     Action, AuthOutcome, AuthRequest, Error, ErrorCode, Event, Extra, OkReply, UserInfo, WhoRow,
 };
-pub use model::{ConnId, Message, MsgId, RoomId, Secret, Timestamp, UserId, user_mask};
+pub use model::{ConnId, MaskEntry, Message, MsgId, RoomId, Secret, Timestamp, UserId, user_mask};
 pub use record::{Record, Snapshot, StoredAccount, StoredDm, StoredRoom};
 
 #[cfg(test)]

@@ -158,19 +158,6 @@ pub struct Message {
     pub text: Arc<str>,
 }
 
-impl Room {
-    /// The last member left: the room keeps its history and topic, but its
-    /// IRC state (operators, modes) starts afresh, as an IRC channel that
-    /// ceased to exist would.
-    pub(crate) fn reset_if_empty(&mut self) {
-        if self.members.is_empty() {
-            self.ops.clear();
-            self.topic_lock = false;
-            self.no_external = true;
-        }
-    }
-}
-
 impl Message {
     /// The source prefix of a message loaded from the database, whose
     /// sender's address was not kept.
@@ -227,6 +214,55 @@ pub(crate) struct Room {
     pub(crate) created: Timestamp,
     /// The most recent messages, oldest first, bounded by `history_len`.
     pub(crate) history: VecDeque<Arc<Message>>,
+    /// The IRC channel modes beyond `+o`, `+t` and `+n` (not persisted).
+    pub(crate) modes: Modes,
+}
+
+impl Room {
+    /// Forgets the IRC state a room holds for its members (modes, lists,
+    /// invitations), as an IRC channel that ceases to exist when its last
+    /// member leaves: the next one in finds the defaults.
+    pub(crate) fn reset_modes(&mut self) {
+        self.ops.clear();
+        self.topic_lock = false;
+        self.no_external = true;
+        self.modes = Modes::default();
+    }
+}
+
+/// One entry of a room's ban, ban-exception or invite-exception list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaskEntry {
+    /// The `nick!user@host` mask, wildcards allowed.
+    pub mask: Arc<str>,
+    /// Who set it (their `name!ident@host`).
+    pub by: Arc<str>,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// A room's IRC channel modes beyond `+o`, `+t` and `+n`; all off by default.
+#[derive(Debug, Default)]
+pub(crate) struct Modes {
+    /// `+i`: only the invited (or ones matching `invexes`) join.
+    pub(crate) invite_only: bool,
+    /// `+m`: only operators and voiced members speak.
+    pub(crate) moderated: bool,
+    /// `+s`: hidden from the listings and lookups of non-members.
+    pub(crate) secret: bool,
+    /// `+k`: the key joining needs.
+    pub(crate) key: Option<Arc<str>>,
+    /// `+l`: the most members.
+    pub(crate) limit: Option<u32>,
+    /// `+v` members.
+    pub(crate) voiced: BTreeSet<UserId>,
+    /// Users invited and not yet in, oldest first, at most
+    /// [`crate::core::MAX_LIST`].
+    pub(crate) invited: VecDeque<UserId>,
+    /// `+b`, `+e`, `+I`, each at most [`crate::core::MAX_LIST`] entries.
+    pub(crate) bans: Vec<MaskEntry>,
+    pub(crate) excepts: Vec<MaskEntry>,
+    pub(crate) invexes: Vec<MaskEntry>,
 }
 
 /// `name!ident@host`, the source prefix IRC clients see.

@@ -246,7 +246,8 @@ fn arb_command() -> impl Strategy<Value = Command> {
         }),
         Just(Command::Logout),
         Just(Command::Quit { reason: None }),
-        room.clone().prop_map(|room| Command::Join { room }),
+        room.clone()
+            .prop_map(|room| Command::Join { room, key: None }),
         room.clone().prop_map(|room| Command::Create { room }),
         room.clone()
             .prop_map(|room| Command::Leave { room, reason: None }),

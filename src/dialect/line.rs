@@ -46,8 +46,21 @@ pub fn parse(line: &str) -> Result<Command, Error> {
         "quit" => Command::Quit {
             reason: non_empty(rest),
         },
-        "join" => Command::Join {
-            room: one_room(rest).ok_or_else(|| usage("usage: /join ROOM"))?,
+        "join" => match split_word(rest) {
+            (room, key) if !room.is_empty() && !key.contains(char::is_whitespace) => {
+                Command::Join {
+                    room: room_name(room),
+                    key: non_empty(key),
+                }
+            }
+            _ => return Err(usage("usage: /join ROOM [KEY]")),
+        },
+        "invite" => match split_word(rest) {
+            (name, room) if !name.is_empty() && one_room(room).is_some() => Command::Invite {
+                name: name.into(),
+                room: room_name(room),
+            },
+            _ => return Err(usage("usage: /invite NAME ROOM")),
         },
         "create" => Command::Create {
             room: one_room(rest).ok_or_else(|| usage("usage: /create ROOM"))?,
@@ -148,6 +161,7 @@ fn render_to(event: &Event, out: &mut Vec<u8>) -> std::io::Result<()> {
             OkReply::Stats => writeln!(out, "OK stats"),
             OkReply::Away { away: true } => writeln!(out, "OK away"),
             OkReply::Away { away: false } => writeln!(out, "OK back"),
+            OkReply::Invite { name, room } => writeln!(out, "OK invite {name} {room}"),
         },
         Event::Members { room, names, .. } => {
             let head = format!("MEMBERS {room} :");
@@ -258,6 +272,21 @@ fn render_to(event: &Event, out: &mut Vec<u8>) -> std::io::Result<()> {
             Ok(())
         }
         Event::AwayIs { name, text } => writeln!(out, "AWAY {name} :{text}"),
+        Event::Invited { room, by, .. } => writeln!(out, "INVITE {room} {by}"),
+        Event::Invites { rooms } => {
+            write_list(out, "INVITES :", rooms, true);
+            Ok(())
+        }
+        Event::MaskList {
+            room,
+            list,
+            entries,
+        } => {
+            let masks: Vec<Arc<str>> = entries.iter().map(|e| e.mask.clone()).collect();
+            let head = format!("MASKS {room} {} :", list.as_str());
+            write_list(out, &head, &masks, true);
+            Ok(())
+        }
         Event::Lusers { users, rooms, .. } => writeln!(out, "LUSERS {users} {rooms}"),
         Event::Time { now } => writeln!(out, "TIME {now}"),
         Event::Error(Error {

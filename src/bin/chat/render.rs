@@ -140,6 +140,10 @@ where
             let (w, _) = fields(rest, 2)?;
             format!("-- {}: {}", w[0], w[1])
         }
+        "INVITE" => {
+            let (w, _) = fields(rest, 2)?;
+            format!("{now} -- {} invites you to {} (/join {})", w[1], w[0], w[0])
+        }
         _ => return None,
     })
 }
@@ -178,6 +182,10 @@ fn ok(rest: &str) -> Option<String> {
         "leave" => format!("-- left {}", first()?),
         "switch" => format!("-- now talking in {}", first()?),
         "create" => format!("-- created {}", first()?),
+        "invite" => {
+            let (w, _) = fields(args, 2)?;
+            format!("-- invited {} to {}", w[0], w[1])
+        }
         _ => format!("-- ok: {rest}"),
     })
 }
@@ -301,6 +309,15 @@ mod tests {
             "10:00:02 -- bob is offline (quit)"
         );
         assert_eq!(r("OFFLINE bob", None), "10:00:02 -- bob is offline");
+    }
+
+    #[test]
+    fn invitations() {
+        assert_eq!(
+            r("INVITE #room alice", None),
+            "10:00:02 -- alice invites you to #room (/join #room)"
+        );
+        assert_eq!(r("OK invite bob #room", None), "-- invited bob to #room");
     }
 
     #[test]

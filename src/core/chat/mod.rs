@@ -11,8 +11,8 @@ use super::event::{
     Action, AuthOutcome, AuthRequest, Error, ErrorCode, Event, Extra, OkReply, UserInfo, WhoRow,
 };
 use super::model::{
-    Account, ConnId, Message, MsgId, Room, RoomId, Secret, StoredDirect, Timestamp, User, UserId,
-    user_mask as mask,
+    Account, ConnId, Message, Modes, MsgId, Room, RoomId, Secret, StoredDirect, Timestamp, User,
+    UserId, user_mask as mask,
 };
 use super::record::{Record, Snapshot};
 use crate::config::{
@@ -38,7 +38,7 @@ const HELP: &[&str] = &[
     "/login NAME [PASSWORD]     log in (a name nobody registered logs in as a guest)",
     "/logout                    log out and stay connected",
     "/quit [reason]             leave the server",
-    "/join ROOM                 join a room (created if new) and make it current",
+    "/join ROOM [KEY]           join a room (created if new) and make it current",
     "/create ROOM               create a new room and join it",
     "/leave ROOM [reason]       leave a room",
     "/switch ROOM               make a joined room current",
@@ -49,6 +49,7 @@ const HELP: &[&str] = &[
     "/rooms                     list the rooms",
     "/history ROOM [N]          the last N messages of a room (default 20, at most 500)",
     "/topic ROOM [text]         show or set a room's topic",
+    "/invite NAME ROOM          invite someone into a room you are in",
     "/whoami                    your name, id, address and rooms",
     "/stats                     the server's counters",
     "/ping [token]              a round trip",
@@ -171,6 +172,7 @@ impl Chat {
                     topic_at: room.created,
                     created: room.created,
                     history: room.history.into_iter().skip(skip).map(Arc::new).collect(),
+                    modes: Modes::default(),
                 },
             );
         }
@@ -439,6 +441,8 @@ impl Chat {
         self.user_names.clear();
         for room in self.rooms.values_mut() {
             room.members.clear();
+            room.ops.clear();
+            room.reset_modes();
         }
     }
 
@@ -555,6 +559,29 @@ impl Chat {
             if room.history.len() > self.config.history_len {
                 return Err(format!("room {id} history over its limit"));
             }
+            let m = &room.modes;
+            if room
+                .ops
+                .iter()
+                .chain(&m.voiced)
+                .any(|u| !room.members.contains_key(u))
+            {
+                return Err(format!(
+                    "room {id} has an operator or voice who is not in it"
+                ));
+            }
+            let lists = [
+                m.bans.len(),
+                m.excepts.len(),
+                m.invexes.len(),
+                m.invited.len(),
+            ];
+            if lists.iter().any(|n| *n > super::command::MAX_LIST) {
+                return Err(format!("room {id} has a list over its limit"));
+            }
+            if room.members.is_empty() && (m.invite_only || m.key.is_some() || !m.bans.is_empty()) {
+                return Err(format!("room {id} is empty and kept its modes"));
+            }
         }
         Ok(())
     }
@@ -646,9 +673,12 @@ impl Chat {
                 self.remove_user(user, Some("logged out".into()), out);
                 send(out, conn, Event::Ok(OkReply::Logout));
             }
-            Command::Join { room } => {
+            Command::Join { room, key } => {
                 let id = match self.find_room(&room) {
-                    Ok(id) => id,
+                    Ok(id) => {
+                        self.check_entry(user, id, key.as_deref())?;
+                        id
+                    }
                     Err(e) if e.code == ErrorCode::NoSuchRoom => {
                         self.check_can_join(user)?;
                         self.check_can_create()?;
@@ -696,6 +726,7 @@ impl Chat {
                             .text("you are in no room: /join ROOM first")
                     })?,
                 };
+                self.check_can_speak(user, id)?;
                 self.say(user, id, text, None, now, out);
             }
             Command::Msg { to, text } => self.direct(user, &to, text, None, now, out)?,
@@ -762,7 +793,8 @@ impl Chat {
                 let irc = self.users[&user].irc;
                 let mut count = 0;
                 for (id, room) in &self.rooms {
-                    if irc && room.members.is_empty() {
+                    let hidden = room.modes.secret && !room.members.contains_key(&user);
+                    if hidden || irc && room.members.is_empty() {
                         continue;
                     }
                     count += 1;
@@ -807,13 +839,21 @@ impl Chat {
             } => self.tell(user, &target, text, extra, now, out)?,
             Command::Nick { name } => self.rename(conn, user, &name, out)?,
             Command::Kick { room, name, reason } => self.kick(user, &room, &name, reason, out)?,
-            Command::Mode { room, changes } => self.mode(conn, user, &room, changes, out)?,
+            Command::Mode { room, changes } => {
+                self.mode(conn, user, &room, changes, now, out)?;
+            }
             Command::Names { room } => {
                 let id = self.find_visible(user, &room)?;
+                let r = &self.rooms[&id];
+                if r.modes.secret && !r.members.contains_key(&user) {
+                    return Err(Error::new(ErrorCode::NoSuchRoom).about(room));
+                }
                 self.send_members(conn, id, out);
             }
+            Command::Invite { name, room } => self.invite(user, &name, &room, out)?,
+            Command::Invites => self.invites(conn, user, out),
             Command::Who { mask } => self.who(conn, user, mask, out),
-            Command::Whois { name } => self.whois(conn, &name, out)?,
+            Command::Whois { name } => self.whois(conn, user, &name, out)?,
             Command::Ison { names } => self.ison(conn, &names, out),
             Command::Userhost { names } => self.userhost(conn, &names, out),
             Command::Away { text } => self.away(conn, user, text, out),

@@ -29,6 +29,7 @@ impl Chat {
         if room.no_external && !room.members.contains_key(&user) {
             return Err(Error::new(ErrorCode::NotInRoom).about(room.name.clone()));
         }
+        self.check_can_speak(user, id)?;
         self.say(user, id, text, extra, now, out);
         Ok(())
     }
@@ -98,17 +99,27 @@ impl Chat {
         send(out, conn, Event::Ok(OkReply::Away { away }));
     }
 
-    /// Everything known of one online user.
+    /// Everything known of one online user; secret rooms only show to
+    /// their members.
     pub(super) fn whois(
         &self,
         conn: ConnId,
+        me: UserId,
         name: &str,
         out: &mut Vec<Action>,
     ) -> Result<(), Error> {
         let u = self
             .online(name)
             .ok_or_else(|| Error::new(ErrorCode::NoSuchUser).about(name))?;
-        send(out, conn, Event::Whois(Box::new(self.info(u))));
+        let mut info = self.info(u);
+        let hidden = |room: &Arc<str>| {
+            self.room_names
+                .get(&room.to_ascii_lowercase())
+                .and_then(|id| self.rooms.get(id))
+                .is_some_and(|r| r.modes.secret && !r.members.contains_key(&me))
+        };
+        info.rooms.retain(|(room, _)| !hidden(room));
+        send(out, conn, Event::Whois(Box::new(info)));
         Ok(())
     }
 
@@ -120,10 +131,13 @@ impl Chat {
         if mask.starts_with('#') {
             if let Ok(id) = self.find_room(&mask) {
                 let room = &self.rooms[&id];
+                let visible = !room.modes.secret || room.members.contains_key(&me);
                 for (member, _) in room.members.iter().take(MAX_WHO_ROWS) {
-                    if let Some(u) = self.users.get(member) {
-                        let op = room.ops.contains(member);
-                        rows.push(who_row(u, Some(room.name.clone()), op));
+                    if let (Some(u), true) = (self.users.get(member), visible) {
+                        let mut row =
+                            who_row(u, Some(room.name.clone()), room.ops.contains(member));
+                        row.voice = room.modes.voiced.contains(member);
+                        rows.push(row);
                     }
                 }
             }
@@ -237,6 +251,7 @@ fn who_row(u: &User, room: Option<Arc<str>>, op: bool) -> WhoRow {
         away: u.away.is_some(),
         op,
         registered: u.registered,
+        voice: false,
     }
 }
 

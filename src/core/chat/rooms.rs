@@ -84,6 +84,7 @@ impl Chat {
                 topic_at: now,
                 created: now,
                 history: VecDeque::new(),
+                modes: Modes::default(),
             },
         );
         id
@@ -124,6 +125,7 @@ impl Chat {
                     room.ops.insert(user);
                 }
                 room.members.insert(user, conn);
+                room.modes.invited.retain(|u| *u != user);
             }
             let account = self.users.get_mut(&user).and_then(|u| {
                 u.rooms.push(id);
@@ -154,15 +156,16 @@ impl Chat {
     /// `MEMBERS` (IRC `NAMES`): who is in a room, operators marked.
     pub(super) fn send_members(&self, conn: ConnId, id: RoomId, out: &mut Vec<Action>) {
         let room = &self.rooms[&id];
-        let (names, ops) = room
-            .members
-            .keys()
-            .filter_map(|m| {
-                self.users
-                    .get(m)
-                    .map(|u| (u.name.clone(), room.ops.contains(m)))
-            })
-            .unzip();
+        let mut names = Vec::with_capacity(room.members.len());
+        let mut ops = Vec::with_capacity(room.members.len());
+        let mut voices = Vec::with_capacity(room.members.len());
+        for m in room.members.keys() {
+            if let Some(u) = self.users.get(m) {
+                names.push(u.name.clone());
+                ops.push(room.ops.contains(m));
+                voices.push(room.modes.voiced.contains(m));
+            }
+        }
         send(
             out,
             conn,
@@ -170,6 +173,8 @@ impl Chat {
                 room: room.name.clone(),
                 names,
                 ops,
+                voices,
+                secret: room.modes.secret,
             },
         );
     }
@@ -205,7 +210,10 @@ impl Chat {
         };
         room.members.remove(&user);
         room.ops.remove(&user);
-        room.reset_if_empty();
+        room.modes.voiced.remove(&user);
+        if room.members.is_empty() {
+            room.reset_modes();
+        }
         let room_name = room.name.clone();
         let Some(u) = self.users.get_mut(&user) else {
             return;
@@ -280,7 +288,10 @@ impl Chat {
                 let announce = limit == 0 || room.members.len() <= limit;
                 room.members.remove(&user);
                 room.ops.remove(&user);
-                room.reset_if_empty();
+                room.modes.voiced.remove(&user);
+                if room.members.is_empty() {
+                    room.reset_modes();
+                }
                 if !announce {
                     continue;
                 }

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use super::{IrcParseError, Message, parse, write_message, write_message_trailing};
 use crate::config::{MAX_NAME, MAX_TOPIC, is_user_name};
 use crate::core::{
-    Command, Error, ErrorCode, Event, Extra, ModeChange, OkReply, RoomMode, Secret, Timestamp,
-    UserId, WhoRow, user_mask,
+    Command, Error, ErrorCode, Event, Extra, MAX_KEY, MAX_LIST, MaskList, ModeChange, OkReply,
+    RoomMode, Secret, Timestamp, UserId, WhoRow, user_mask,
 };
 use crate::dialect::Input;
 use crate::framing::FrameError;
@@ -39,8 +39,11 @@ const AWAYLEN: usize = 390;
 /// The most targets of one `PRIVMSG`, `JOIN`, `PART`, `KICK`, `WHOIS`.
 const MAX_TARGETS: usize = 8;
 
-/// The most mode changes in one `MODE` command.
+/// The most mode changes with a parameter in one `MODE` command.
 const MAX_MODES: usize = 4;
+
+/// The most mode changes of any kind in one `MODE` command.
+const MAX_MODE_CHANGES: usize = 16;
 
 /// What every IRC session of a server shares.
 #[derive(Debug)]
@@ -98,8 +101,10 @@ pub struct Session {
     invisible: bool,
     /// Reason of the last `PART`, for its echo.
     part_reason: Option<String>,
-    /// Channel of the last `KICK`, for `441`.
+    /// Channel of the last `KICK` or `MODE`, for `441`.
     kick_room: String,
+    /// Channel of the last `INVITE`, for `443`.
+    invite_room: String,
     /// `LIST` filter (lower-cased channels), if any.
     list_filter: Option<Vec<String>>,
     /// The WHOX fields and token of the last `WHO`, if it asked for them.
@@ -129,6 +134,7 @@ impl Session {
             invisible: false,
             part_reason: None,
             kick_room: "*".into(),
+            invite_room: "*".into(),
             list_filter: None,
             whox: None,
             label: None,
@@ -315,13 +321,28 @@ impl Session {
                 }
             }
             "JOIN" => {
-                for room in p[0].split(',').filter(|r| !r.is_empty()).take(MAX_TARGETS) {
+                let keys: Vec<&str> = p.get(1).map_or_else(Vec::new, |k| k.split(',').collect());
+                let rooms = p[0].split(',').enumerate().filter(|(_, r)| !r.is_empty());
+                for (i, room) in rooms.take(MAX_TARGETS) {
                     if !room.starts_with('#') {
                         self.numeric(emit, "403", &[room, "No such channel"]);
                     } else if !self.rooms.contains(&room.to_ascii_lowercase()) {
-                        emit(Input::Command(Command::Join { room: room.into() }));
+                        let key = keys.get(i).filter(|k| !k.is_empty()).map(|k| k.to_string());
+                        emit(Input::Command(Command::Join {
+                            room: room.into(),
+                            key,
+                        }));
                     }
                 }
+            }
+            "INVITE" if p.is_empty() => emit(Input::Command(Command::Invites)),
+            "INVITE" if need(2) => self.need_more(emit, "INVITE"),
+            "INVITE" => {
+                self.invite_room = p[1].to_string();
+                emit(Input::Command(Command::Invite {
+                    name: p[0].into(),
+                    room: p[1].into(),
+                }));
             }
             "PART" if need(1) => self.need_more(emit, "PART"),
             "PART" => {
@@ -642,35 +663,57 @@ impl Session {
                 changes: Vec::new(),
             }));
         };
-        let mut args = p[2..].iter();
-        let (mut add, mut changes) = (true, Vec::new());
+        self.kick_room = target.to_string();
+        let mut args = p[2..].iter().map(|a| a.to_string());
+        let (mut add, mut changes, mut with_param) = (true, Vec::new(), 0);
         for c in modes.chars() {
+            let list = |c| match c {
+                'b' => MaskList::Ban,
+                'e' => MaskList::Except,
+                _ => MaskList::Invite,
+            };
             let mode = match c {
                 '+' | '-' => {
                     add = c == '+';
                     continue;
                 }
-                'o' => match args.next() {
-                    Some(name) => RoomMode::Op(name.to_string()),
+                'o' | 'v' => match args.next() {
+                    Some(name) if c == 'o' => RoomMode::Op(name),
+                    Some(name) => RoomMode::Voice(name),
                     None => continue,
                 },
                 't' => RoomMode::TopicLock,
                 'n' => RoomMode::NoExternal,
-                'b' | 'e' | 'I' if args.len() == 0 => {
-                    let (code, what) = match c {
-                        'b' => ("368", "End of channel ban list"),
-                        'e' => ("349", "End of channel exception list"),
-                        _ => ("347", "End of channel invite list"),
-                    };
-                    self.numeric(emit, code, &[target, what]);
-                    continue;
-                }
+                'i' => RoomMode::InviteOnly,
+                'm' => RoomMode::Moderated,
+                's' => RoomMode::Secret,
+                'k' if add => match args.next() {
+                    Some(key) => RoomMode::Key(key),
+                    None => continue,
+                },
+                'k' => RoomMode::Key(args.next().unwrap_or_default()),
+                'l' if add => match args.next() {
+                    Some(limit) => RoomMode::Limit(limit),
+                    None => continue,
+                },
+                'l' => RoomMode::Limit(String::new()),
+                'b' | 'e' | 'I' => match args.next() {
+                    Some(mask) => RoomMode::Mask(list(c), mask),
+                    None => RoomMode::List(list(c)),
+                },
                 c => {
                     self.numeric(emit, "472", &[&c.to_string(), "is unknown mode char to me"]);
                     continue;
                 }
             };
-            if changes.len() < MAX_MODES {
+            let param = matches!(
+                mode,
+                RoomMode::Op(_) | RoomMode::Voice(_) | RoomMode::Mask(..)
+            ) || add && matches!(mode, RoomMode::Key(_) | RoomMode::Limit(_));
+            if param {
+                with_param += 1;
+            }
+            if changes.len() < MAX_MODE_CHANGES && (!param || with_param <= MAX_MODES) {
                 changes.push(ModeChange { add, mode });
             }
         }
@@ -749,14 +792,18 @@ impl Session {
             format!("AWAYLEN={AWAYLEN}"),
             "CASEMAPPING=ascii".into(),
             format!("CHANLIMIT=#:{}", self.settings.chanlimit),
-            "CHANMODES=beI,,,nt".into(),
+            "CHANMODES=beI,k,l,imnst".into(),
             format!("CHANNELLEN={}", MAX_NAME + 1),
             "CHANTYPES=#".into(),
+            "EXCEPTS=e".into(),
+            "INVEX=I".into(),
+            format!("KEYLEN={MAX_KEY}"),
             format!("KICKLEN={AWAYLEN}"),
+            format!("MAXLIST=beI:{MAX_LIST}"),
             format!("MODES={MAX_MODES}"),
             format!("NETWORK={}", self.settings.network),
             format!("NICKLEN={MAX_NAME}"),
-            "PREFIX=(o)@".into(),
+            "PREFIX=(ov)@+".into(),
             format!(
                 "TARGMAX=JOIN:{0},PART:{0},PRIVMSG:{0},NOTICE:{0},TAGMSG:{0},KICK:{0},WHOIS:{0},NAMES:1",
                 MAX_TARGETS
@@ -932,6 +979,9 @@ impl Session {
                 params.extend(change.split(' '));
                 write_message(out, &[], Some(mask), "MODE", &params);
             }
+            Event::Invited {
+                room, mask, name, ..
+            } => write_message(out, &[], Some(mask), "INVITE", &[name, room]),
             Event::Bye { reason } => {
                 let text = format!("Closing Link: {} ({reason})", self.ip);
                 write_message_trailing(out, &[], None, "ERROR", &[&text]);
@@ -965,12 +1015,19 @@ impl Session {
         match event {
             Event::Hello { .. } | Event::Users { .. } | Event::Help { .. } => {}
             Event::Ok(ok) => self.render_ok(ok, out),
-            Event::Members { room, names, ops } => {
+            Event::Members {
+                room,
+                names,
+                ops,
+                voices,
+                secret,
+            } => {
                 let head_len = self.settings.server.len() + self.client().len() + room.len() + 20;
+                let symbol = if *secret { "@" } else { "=" };
                 let mut line = String::new();
-                for (name, op) in names.iter().zip(ops) {
+                for ((name, op), voice) in names.iter().zip(ops).zip(voices) {
                     if head_len + line.len() + name.len() + 2 > 510 {
-                        self.write_numeric(out, "353", &["=", room, &line]);
+                        self.write_numeric(out, "353", &[symbol, room, &line]);
                         line.clear();
                     }
                     if !line.is_empty() {
@@ -978,11 +1035,13 @@ impl Session {
                     }
                     if *op {
                         line.push('@');
+                    } else if *voice {
+                        line.push('+');
                     }
                     line.push_str(name);
                 }
                 if !line.is_empty() {
-                    self.write_numeric(out, "353", &["=", room, &line]);
+                    self.write_numeric(out, "353", &[symbol, room, &line]);
                 }
                 self.write_numeric(out, "366", &[room, "End of /NAMES list"]);
             }
@@ -992,10 +1051,12 @@ impl Session {
                 topic,
                 ..
             } => {
-                let listed = self
-                    .list_filter
-                    .as_ref()
-                    .is_none_or(|f| f.contains(&name.to_ascii_lowercase()));
+                // An IRC channel exists while someone is in it.
+                let listed = *members > 0
+                    && self
+                        .list_filter
+                        .as_ref()
+                        .is_none_or(|f| f.contains(&name.to_ascii_lowercase()));
                 if listed {
                     self.write_numeric(out, "322", &[name, &members.to_string(), topic]);
                 }
@@ -1043,7 +1104,9 @@ impl Session {
                 modes,
                 created,
             } => {
-                self.write_numeric_plain(out, "324", &[room, modes]);
+                let mut params = vec![&**room];
+                params.extend(modes.split(' '));
+                self.write_numeric_plain(out, "324", &params);
                 // 329 only when the creation time is known (not for a room
                 // made at start-up before any clock reading, like the lobby).
                 if created.as_millis() > 0 {
@@ -1088,7 +1151,13 @@ impl Session {
                     let flags = format!(
                         "{}{}",
                         if row.away { 'G' } else { 'H' },
-                        if row.op { "@" } else { "" }
+                        if row.op {
+                            "@"
+                        } else if row.voice {
+                            "+"
+                        } else {
+                            ""
+                        }
                     );
                     let room = row.room.as_deref().unwrap_or("*");
                     let real = format!("0 {}", row.realname);
@@ -1117,6 +1186,28 @@ impl Session {
                 self.write_numeric(out, "302", &[&rows.join(" ")]);
             }
             Event::AwayIs { name, text } => self.write_numeric(out, "301", &[name, text]),
+            Event::Invites { rooms } => {
+                for room in rooms {
+                    self.write_numeric_plain(out, "336", &[room]);
+                }
+                self.write_numeric(out, "337", &["End of /INVITE list"]);
+            }
+            Event::MaskList {
+                room,
+                list,
+                entries,
+            } => {
+                let (item, end, text) = match list {
+                    MaskList::Ban => ("367", "368", "End of channel ban list"),
+                    MaskList::Except => ("348", "349", "End of channel exception list"),
+                    MaskList::Invite => ("346", "347", "End of channel invite list"),
+                };
+                for e in entries {
+                    let secs = (e.at.as_millis() / 1000).to_string();
+                    self.write_numeric_plain(out, item, &[room, &e.mask, &e.by, &secs]);
+                }
+                self.write_numeric(out, end, &[room, text]);
+            }
             Event::Lusers {
                 users,
                 unknown,
@@ -1223,6 +1314,7 @@ impl Session {
             OkReply::Away { away: false } => {
                 self.write_numeric(out, "305", &["You are no longer marked as being away"]);
             }
+            OkReply::Invite { name, room } => self.write_numeric_plain(out, "341", &[name, room]),
             OkReply::Logout
             | OkReply::Create { .. }
             | OkReply::Switch { .. }
@@ -1243,7 +1335,11 @@ impl Session {
         let text = format!("This server was created {}", s.created);
         self.write_numeric(out, "003", &[&text]);
         let _ = nick;
-        self.write_numeric_plain(out, "004", &[&s.server, &version, "i", "beIont", "o"]);
+        self.write_numeric_plain(
+            out,
+            "004",
+            &[&s.server, &version, "i", "beIiklmnostv", "beIklov"],
+        );
         self.isupport(out);
     }
 
@@ -1284,10 +1380,34 @@ impl Session {
             ("join" | "create", C::TooManyRooms) => {
                 self.write_numeric(out, "405", &[arg, "You have joined too many channels"]);
             }
-            ("tell", C::NotInRoom) => {
+            ("join", C::Banned) => {
+                self.write_numeric(out, "474", &[arg, "Cannot join channel (+b)"]);
+            }
+            ("join", C::InviteOnly) => {
+                self.write_numeric(out, "473", &[arg, "Cannot join channel (+i)"]);
+            }
+            ("join", C::BadKey) => {
+                self.write_numeric(out, "475", &[arg, "Cannot join channel (+k)"]);
+            }
+            ("join", C::RoomFull) => {
+                self.write_numeric(out, "471", &[arg, "Cannot join channel (+l)"]);
+            }
+            ("tell", C::NotInRoom | C::Moderated | C::Banned) => {
                 self.write_numeric(out, "404", &[arg, "Cannot send to channel"]);
             }
-            ("tell" | "kick" | "mode", C::NoSuchUser | C::BadName) if !room_arg => {
+            ("invite", C::AlreadyInRoom) => {
+                let room = self.invite_room.clone();
+                self.write_numeric(out, "443", &[arg, &room, "is already on channel"]);
+            }
+            (_, C::BadModeParam(letter)) => {
+                let text = e.text.clone();
+                self.write_numeric(out, "696", &[arg, &letter.to_string(), "*", &text]);
+            }
+            (_, C::ListFull(letter)) => {
+                let letter = letter.to_string();
+                self.write_numeric(out, "478", &[arg, &letter, "Channel list is full"]);
+            }
+            ("tell" | "kick" | "mode" | "invite", C::NoSuchUser | C::BadName) if !room_arg => {
                 self.write_numeric(out, "401", &[arg, "No such nick/channel"]);
             }
             (_, C::NoSuchRoom | C::BadName) if room_arg => {
@@ -1313,7 +1433,7 @@ impl Session {
 const KNOWN: &[&str] = &[
     "HELP", "HELPOP", "TAGMSG", "JOIN", "PART", "PRIVMSG", "NOTICE", "TOPIC", "NAMES", "LIST",
     "WHO", "WHOIS", "MODE", "KICK", "AWAY", "MOTD", "LUSERS", "VERSION", "TIME", "USERHOST",
-    "ISON",
+    "ISON", "INVITE",
 ];
 
 /// Appends `line` with `tag` added to its tags, and `\r\n`.
@@ -1354,3 +1474,6 @@ fn client_tags(msg: &Message<'_>) -> Option<Arc<str>> {
         .collect();
     (!client.is_empty()).then(|| Arc::from(client.join(";")))
 }
+
+#[cfg(test)]
+mod tests;

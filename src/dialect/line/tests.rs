@@ -609,8 +609,8 @@ fn join_creates_replays_and_announces() {
         ]
     );
     assert_eq!(
-        h.send(1, "/join a b"),
-        ["ERR bad-args join :usage: /join ROOM"]
+        h.send(1, "/join a b c"),
+        ["ERR bad-args join :usage: /join ROOM [KEY]"]
     );
 }
 
