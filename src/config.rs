@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::core::Secret;
+
 /// The longest client line, in bytes, not counting `\r\n` (protocol baseline).
 pub const MAX_LINE: usize = 4096;
 /// The longest server line, in bytes, not counting `\n` (protocol baseline).
@@ -97,6 +99,40 @@ pub struct CoreConfig {
     pub login_failures: u32,
     /// One more failed login is allowed per this many milliseconds.
     pub login_failure_refill_ms: u64,
+    /// Server operator logins (IRC `OPER NAME PASSWORD`). The passwords are
+    /// plain text, as given on the command line (`--oper`).
+    pub opers: Vec<OperLogin>,
+}
+
+/// One server operator login (`--oper NAME:PASSWORD`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperLogin {
+    /// The operator name `OPER` asks for (not a nick; compared exactly).
+    pub name: String,
+    /// Its password, plain (compared in constant time).
+    pub password: Secret,
+}
+
+/// The most `--oper` logins.
+pub const MAX_OPERS: usize = 64;
+
+impl std::str::FromStr for OperLogin {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            "expected NAME:PASSWORD (a name without spaces or ':', a non-empty password without spaces)".to_string()
+        };
+        let (name, password) = s.split_once(':').ok_or_else(bad)?;
+        let ok = |t: &str| !t.is_empty() && t.len() <= 256 && !t.contains([' ', '\r', '\n', '\0']);
+        if !ok(name) || !ok(password) {
+            return Err(bad());
+        }
+        Ok(OperLogin {
+            name: name.into(),
+            password: Secret::new(password),
+        })
+    }
 }
 
 impl Default for CoreConfig {
@@ -112,6 +148,7 @@ impl Default for CoreConfig {
             presence_limit: 1000,
             login_failures: 5,
             login_failure_refill_ms: 12_000,
+            opers: Vec::new(),
         }
     }
 }
@@ -277,6 +314,12 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 0)]
     pub stats_interval: u64,
 
+    /// A server operator login for IRC `OPER` (repeat for several, at most
+    /// 64). The password is plain text and, being on the command line, is
+    /// visible to local users in the process list: use it on hosts you trust.
+    #[arg(long, value_name = "NAME:PASSWORD")]
+    pub oper: Vec<OperLogin>,
+
     /// Log level: error, warn, info, debug or trace.
     #[arg(long, value_name = "LEVEL", default_value = "info")]
     pub log_level: log::LevelFilter,
@@ -289,6 +332,8 @@ pub enum ConfigError {
     BadLobby(String),
     /// `--motd` cannot be read.
     Motd(String),
+    /// `--oper` given too often.
+    TooManyOpers,
 }
 
 impl std::fmt::Display for ConfigError {
@@ -299,6 +344,7 @@ impl std::fmt::Display for ConfigError {
                 "--lobby {name:?}: a room is # and 1-{MAX_NAME} of A-Z a-z 0-9 _ -, or off"
             ),
             ConfigError::Motd(why) => write!(f, "--motd: {why}"),
+            ConfigError::TooManyOpers => write!(f, "--oper: at most {MAX_OPERS} logins"),
         }
     }
 }
@@ -330,6 +376,9 @@ impl Args {
                 .map(|l| l.chars().take(400).collect())
                 .collect(),
         };
+        if self.oper.len() > MAX_OPERS {
+            return Err(ConfigError::TooManyOpers);
+        }
         Ok(ServerConfig {
             listen: self.listen.clone(),
             echo_listen: self.echo_listen.clone(),
@@ -351,6 +400,7 @@ impl Args {
                 lobby,
                 history_len: self.history_size,
                 presence_limit: self.presence_limit,
+                opers: self.oper.clone(),
                 ..CoreConfig::default()
             },
             ..ServerConfig::default()
@@ -456,6 +506,22 @@ mod tests {
             .unwrap();
         assert_eq!(config.login_timeout, None);
         assert_eq!(config.stats_interval, Some(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn oper_flag() {
+        let args = Args::parse_from(["chatd", "--oper", "op:pa:ss", "--oper", "b:c"]);
+        let opers = args.to_config().unwrap().core.opers;
+        assert_eq!(opers.len(), 2);
+        assert_eq!(opers[0].name, "op");
+        assert_eq!(opers[0].password.expose(), "pa:ss");
+        assert!(!format!("{opers:?}").contains("pa:ss"));
+        for bad in ["op", ":pw", "op:", "o p:pw", "op:p w"] {
+            assert!(
+                Args::try_parse_from(["chatd", "--oper", bad]).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

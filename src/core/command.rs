@@ -186,6 +186,68 @@ pub enum Command {
     },
     /// The rooms one is invited to and has not entered yet.
     Invites,
+    /// Become a server operator (IRC `OPER`).
+    Oper {
+        /// The operator login's name (`--oper NAME:...`).
+        name: String,
+        /// Its password.
+        password: Secret,
+    },
+    /// Disconnect a user (server operators only).
+    Kill {
+        /// Who.
+        name: String,
+        /// Why.
+        reason: Option<String>,
+    },
+    /// A message to every user with user mode `+w` (server operators only).
+    Wallops {
+        /// The text.
+        text: String,
+    },
+    /// Query (no changes) or change one's own user modes.
+    UserMode {
+        /// The changes, in order.
+        changes: Vec<UserModeChange>,
+    },
+    /// Who recently went by a name (IRC `WHOWAS`), newest first.
+    Whowas {
+        /// The name.
+        name: String,
+        /// At most this many entries (`None`: all that are kept).
+        count: Option<usize>,
+    },
+}
+
+/// One user mode change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserModeChange {
+    /// `+` (true) or `-`.
+    pub add: bool,
+    /// Which mode.
+    pub mode: UserMode,
+}
+
+/// The user modes the core knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserMode {
+    /// `i`: hidden from WHO masks of those who share no room with the user.
+    Invisible,
+    /// `w`: receives `WALLOPS`.
+    Wallops,
+    /// `o`: server operator; only `OPER` grants it, `-o` drops it.
+    Oper,
+}
+
+impl UserMode {
+    /// The IRC mode letter.
+    pub fn letter(self) -> char {
+        match self {
+            UserMode::Invisible => 'i',
+            UserMode::Wallops => 'w',
+            UserMode::Oper => 'o',
+        }
+    }
 }
 
 /// One room mode change.
@@ -328,6 +390,11 @@ impl Command {
             Command::Time => "time",
             Command::Invite { .. } => "invite",
             Command::Invites => "invites",
+            Command::Oper { .. } => "oper",
+            Command::Kill { .. } => "kill",
+            Command::Wallops { .. } => "wallops",
+            Command::UserMode { .. } => "umode",
+            Command::Whowas { .. } => "whowas",
         }
     }
 }

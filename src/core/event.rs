@@ -166,6 +166,8 @@ pub enum OkReply {
         /// The room.
         room: Arc<str>,
     },
+    /// Now a server operator.
+    Oper,
 }
 
 /// What some dialects add to a message: IRC's `NOTICE` kind and client tags.
@@ -195,6 +197,8 @@ pub struct UserInfo {
     pub away: Option<Arc<str>>,
     /// Logged in to a registered account.
     pub registered: bool,
+    /// A server operator.
+    pub oper: bool,
     /// Rooms, each with whether the user is an operator there.
     pub rooms: Vec<(Arc<str>, bool)>,
     /// When the user logged in.
@@ -222,6 +226,23 @@ pub struct WhoRow {
     pub registered: bool,
     /// Voiced in `room`.
     pub voice: bool,
+    /// A server operator.
+    pub oper: bool,
+}
+
+/// Someone who went by a name: one entry of a WHOWAS answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WhowasRow {
+    /// The name, as they spelled it.
+    pub name: Arc<str>,
+    /// The user name the client gave.
+    pub ident: Arc<str>,
+    /// The address.
+    pub host: Arc<str>,
+    /// The real name the client gave.
+    pub realname: Arc<str>,
+    /// When they left the name (quit or renamed).
+    pub at: Timestamp,
 }
 
 /// Something the server tells a client.
@@ -462,6 +483,10 @@ pub enum Event {
     Lusers {
         /// Users logged in.
         users: usize,
+        /// Of those, how many are invisible (user mode `+i`).
+        invisible: usize,
+        /// Of those, how many are server operators.
+        opers: usize,
         /// Connections not logged in.
         unknown: usize,
         /// Rooms.
@@ -498,6 +523,34 @@ pub enum Event {
         list: MaskList,
         /// Its entries, oldest first.
         entries: Vec<MaskEntry>,
+    },
+    /// The recipient's own user modes changed (`+o` after OPER, `-i`).
+    UserMode {
+        /// The recipient's name.
+        name: Arc<str>,
+        /// The changes, IRC style: `+i`, `-w+i`.
+        change: Arc<str>,
+    },
+    /// The recipient's user modes (the answer to a query), IRC style: `+iw`.
+    UserModes {
+        /// The modes.
+        modes: Arc<str>,
+    },
+    /// A server operator's message to users with `+w`.
+    Wallops {
+        /// The sender's name.
+        from: Arc<str>,
+        /// The sender's `name!ident@host`.
+        mask: Arc<str>,
+        /// What it says.
+        text: Arc<str>,
+    },
+    /// Who went by a name, newest first (the answer to WHOWAS).
+    Whowas {
+        /// The name asked for.
+        name: Arc<str>,
+        /// One row per departure (never empty: none is an error).
+        rows: Vec<WhowasRow>,
     },
     /// Goodbye; the connection closes next.
     Bye {
@@ -614,6 +667,8 @@ pub enum ErrorCode {
     BadModeParam(char),
     /// A room's mask list (its letter) is full.
     ListFull(char),
+    /// Only a server operator may do that.
+    NoPrivileges,
 }
 
 impl ErrorCode {
@@ -649,6 +704,7 @@ impl ErrorCode {
             ErrorCode::AlreadyInRoom => "already-in-room",
             ErrorCode::BadModeParam(_) => "bad-mode-param",
             ErrorCode::ListFull(_) => "list-full",
+            ErrorCode::NoPrivileges => "no-privileges",
         }
     }
 
@@ -686,6 +742,7 @@ impl ErrorCode {
             ErrorCode::AlreadyInRoom => "that user is in the room already",
             ErrorCode::BadModeParam(_) => "invalid mode parameter",
             ErrorCode::ListFull(_) => "that list of the room is full",
+            ErrorCode::NoPrivileges => "you are not a server operator",
         }
     }
 }

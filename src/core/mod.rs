@@ -11,10 +11,14 @@ mod event;
 mod model;
 mod record;
 
+pub(crate) use chat::wildcard;
 pub use chat::{Chat, Counts};
-pub use command::{Command, MAX_KEY, MAX_LIST, MAX_MASK, MaskList, ModeChange, RoomMode};
+pub use command::{
+    Command, MAX_KEY, MAX_LIST, MAX_MASK, MaskList, ModeChange, RoomMode, UserMode, UserModeChange,
+};
 pub use event::{
     Action, AuthOutcome, AuthRequest, Error, ErrorCode, Event, Extra, OkReply, UserInfo, WhoRow,
+    WhowasRow,
 };
 pub use model::{ConnId, MaskEntry, Message, MsgId, RoomId, Secret, Timestamp, UserId, user_mask};
 pub use record::{Record, Snapshot, StoredAccount, StoredDm, StoredRoom};

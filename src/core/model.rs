@@ -182,6 +182,12 @@ pub(crate) struct User {
     pub(crate) mask: Arc<str>,
     /// The away message, if the user is away.
     pub(crate) away: Option<Arc<str>>,
+    /// A server operator (IRC user mode `+o`, granted by `OPER`).
+    pub(crate) oper: bool,
+    /// Hidden from WHO masks of those who share no room (IRC `+i`).
+    pub(crate) invisible: bool,
+    /// Receives WALLOPS (IRC `+w`).
+    pub(crate) wallops: bool,
     pub(crate) logged_in_at: Timestamp,
     /// Rooms in the order they were joined; the last is the fallback current room.
     pub(crate) rooms: Vec<RoomId>,

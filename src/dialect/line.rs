@@ -162,6 +162,7 @@ fn render_to(event: &Event, out: &mut Vec<u8>) -> std::io::Result<()> {
             OkReply::Away { away: true } => writeln!(out, "OK away"),
             OkReply::Away { away: false } => writeln!(out, "OK back"),
             OkReply::Invite { name, room } => writeln!(out, "OK invite {name} {room}"),
+            OkReply::Oper => writeln!(out, "OK oper"),
         },
         Event::Members { room, names, .. } => {
             let head = format!("MEMBERS {room} :");
@@ -289,6 +290,19 @@ fn render_to(event: &Event, out: &mut Vec<u8>) -> std::io::Result<()> {
         }
         Event::Lusers { users, rooms, .. } => writeln!(out, "LUSERS {users} {rooms}"),
         Event::Time { now } => writeln!(out, "TIME {now}"),
+        Event::UserMode { name, change } => writeln!(out, "USERMODE {name} {change}"),
+        Event::UserModes { modes } => writeln!(out, "USERMODES {modes}"),
+        Event::Wallops { from, text, .. } => writeln!(out, "WALLOPS {from} :{text}"),
+        Event::Whowas { rows, .. } => {
+            for r in rows {
+                writeln!(
+                    out,
+                    "WHOWAS {} {} {} {} :{}",
+                    r.name, r.ident, r.host, r.at, r.realname
+                )?;
+            }
+            Ok(())
+        }
         Event::Error(Error {
             code, arg, text, ..
         }) => match arg {

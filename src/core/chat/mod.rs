@@ -6,9 +6,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::command::Command;
-use super::command::ModeChange;
+use super::command::{ModeChange, UserMode, UserModeChange};
 use super::event::{
     Action, AuthOutcome, AuthRequest, Error, ErrorCode, Event, Extra, OkReply, UserInfo, WhoRow,
+    WhowasRow,
 };
 use super::model::{
     Account, ConnId, Message, Modes, MsgId, Room, RoomId, Secret, StoredDirect, Timestamp, User,
@@ -22,10 +23,13 @@ use crate::config::{
 
 mod accounts;
 mod modes;
+mod opers;
 mod people;
 mod rooms;
+mod whowas;
 
 use accounts::{Budget, Entry, Pending};
+pub(crate) use people::wildcard;
 
 /// Commands a connection may send while its password is being checked; they
 /// run, in order, once the answer is in.
@@ -109,6 +113,11 @@ pub struct Chat {
     deliveries_out: u64,
     /// The most users logged in at once.
     max_users: usize,
+    /// Users with `+i`, and server operators (for LUSERS).
+    invisible_count: usize,
+    oper_count: usize,
+    /// Who recently went by which name.
+    whowas: whowas::Whowas,
 }
 
 /// What the core counts, for `/stats` and the stats log line.
@@ -153,6 +162,9 @@ impl Chat {
             messages_in: 0,
             deliveries_out: 0,
             max_users: 0,
+            invisible_count: 0,
+            oper_count: 0,
+            whowas: whowas::Whowas::default(),
         };
         for room in snapshot.rooms {
             let skip = room.history.len().saturating_sub(chat.config.history_len);
@@ -404,14 +416,14 @@ impl Chat {
         &mut self,
         conn: ConnId,
         reason: &str,
-        _now: Timestamp,
+        now: Timestamp,
         out: &mut Vec<Action>,
     ) {
         if let Some(Conn {
             user: Some(user), ..
         }) = self.conns.remove(&conn)
         {
-            self.remove_user(user, Some(reason.into()), out);
+            self.remove_user(user, Some(reason.into()), now, out);
         }
     }
 
@@ -439,6 +451,8 @@ impl Chat {
         self.conns.clear();
         self.users.clear();
         self.user_names.clear();
+        self.invisible_count = 0;
+        self.oper_count = 0;
         for room in self.rooms.values_mut() {
             room.members.clear();
             room.ops.clear();
@@ -544,6 +558,11 @@ impl Chat {
         if self.user_names.len() != self.users.len() {
             return Err("name index and users differ".into());
         }
+        let invisible = self.users.values().filter(|u| u.invisible).count();
+        let opers = self.users.values().filter(|u| u.oper).count();
+        if (invisible, opers) != (self.invisible_count, self.oper_count) {
+            return Err("invisible or operator counts are off".into());
+        }
         for (id, room) in &self.rooms {
             for (member, conn) in &room.members {
                 if !self
@@ -628,7 +647,7 @@ impl Chat {
                 }) = self.conns.remove(&conn)
                 {
                     let offline = reason.as_deref().unwrap_or("quit");
-                    self.remove_user(user, Some(offline.into()), out);
+                    self.remove_user(user, Some(offline.into()), now, out);
                 }
                 send(out, conn, Event::Bye { reason: bye });
                 out.push(Action::Close { conn });
@@ -670,7 +689,7 @@ impl Chat {
                 if let Some(state) = self.conns.get_mut(&conn) {
                     state.user = None;
                 }
-                self.remove_user(user, Some("logged out".into()), out);
+                self.remove_user(user, Some("logged out".into()), now, out);
                 send(out, conn, Event::Ok(OkReply::Logout));
             }
             Command::Join { room, key } => {
@@ -837,7 +856,7 @@ impl Chat {
                 text,
                 extra,
             } => self.tell(user, &target, text, extra, now, out)?,
-            Command::Nick { name } => self.rename(conn, user, &name, out)?,
+            Command::Nick { name } => self.rename(conn, user, &name, now, out)?,
             Command::Kick { room, name, reason } => self.kick(user, &room, &name, reason, out)?,
             Command::Mode { room, changes } => {
                 self.mode(conn, user, &room, changes, now, out)?;
@@ -857,6 +876,13 @@ impl Chat {
             Command::Ison { names } => self.ison(conn, &names, out),
             Command::Userhost { names } => self.userhost(conn, &names, out),
             Command::Away { text } => self.away(conn, user, text, out),
+            Command::Oper { name, password } => {
+                self.oper(conn, user, &name, &password, now, out)?
+            }
+            Command::Kill { name, reason } => self.kill(user, &name, reason, now, out)?,
+            Command::Wallops { text } => self.wallops(user, text, out)?,
+            Command::UserMode { changes } => self.user_mode(conn, user, &changes, out),
+            Command::Whowas { name, count } => self.whowas(conn, &name, count, out)?,
             cmd => return self.handle_anyone(conn, cmd, now, out),
         }
         Ok(())

@@ -41,6 +41,7 @@ impl Chat {
         conn: ConnId,
         user: UserId,
         name: &str,
+        now: Timestamp,
         out: &mut Vec<Action>,
     ) -> Result<(), Error> {
         if !is_user_name(name) {
@@ -68,6 +69,9 @@ impl Chat {
         }
         to.sort_unstable();
         to.dedup();
+        if key != old_key {
+            self.whowas.push(whowas::row(u, now));
+        }
         self.user_names.remove(&old_key);
         self.user_names.insert(key, user);
         let Some(u) = self.users.get_mut(&user) else {
@@ -126,16 +130,22 @@ impl Chat {
     /// Users matching `mask`: a room's members, or users whose name or
     /// `name!ident@host` matches a `*`/`?` pattern, case-insensitively
     /// (`*` alone: the users sharing a room with the asker).
+    /// Invisible users (`+i`) are left out for those who share no room with
+    /// them, unless the mask is exactly their name.
     pub(super) fn who(&self, conn: ConnId, me: UserId, mask: String, out: &mut Vec<Action>) {
         let mut rows = Vec::new();
         if mask.starts_with('#') {
             if let Ok(id) = self.find_room(&mask) {
                 let room = &self.rooms[&id];
-                let visible = !room.modes.secret || room.members.contains_key(&me);
-                for (member, _) in room.members.iter().take(MAX_WHO_ROWS) {
-                    if let (Some(u), true) = (self.users.get(member), visible) {
-                        let mut row =
-                            who_row(u, Some(room.name.clone()), room.ops.contains(member));
+                let inside = room.members.contains_key(&me);
+                let visible = !room.modes.secret || inside;
+                for (member, _) in room.members.iter() {
+                    if rows.len() >= MAX_WHO_ROWS || !visible {
+                        break;
+                    }
+                    if let Some(u) = self.users.get(member).filter(|u| inside || !u.invisible) {
+                        let op = room.ops.contains(member);
+                        let mut row = who_row(u, Some(room.name.clone()), op);
                         row.voice = room.modes.voiced.contains(member);
                         rows.push(row);
                     }
@@ -156,14 +166,16 @@ impl Chat {
                     break;
                 }
                 let near = *id == me || u.rooms.iter().any(|r| mine.contains(r));
+                let exact = pattern == u.name.to_ascii_lowercase();
                 let hit = if all {
                     near
                 } else {
-                    *id == me && pattern == u.name.to_ascii_lowercase()
+                    exact
                         || wildcard(&pattern, &u.name.to_ascii_lowercase())
                         || wildcard(&pattern, &u.mask.to_ascii_lowercase())
                 };
-                if hit {
+                let hidden = u.invisible && !exact && !near;
+                if hit && !hidden {
                     rows.push(who_row(u, None, false));
                 }
             }
@@ -204,6 +216,8 @@ impl Chat {
             conn,
             Event::Lusers {
                 users: self.users.len(),
+                invisible: self.invisible_count,
+                opers: self.oper_count,
                 unknown: self.conns.len().saturating_sub(self.users.len()),
                 rooms: self.rooms.len(),
                 max_users: self.max_users,
@@ -227,6 +241,7 @@ impl Chat {
             realname: u.realname.clone(),
             away: u.away.clone(),
             registered: u.registered,
+            oper: u.oper,
             rooms: u
                 .rooms
                 .iter()
@@ -252,12 +267,13 @@ fn who_row(u: &User, room: Option<Arc<str>>, op: bool) -> WhoRow {
         op,
         registered: u.registered,
         voice: false,
+        oper: u.oper,
     }
 }
 
 /// Glob matching with `*` (any run) and `?` (one character), iterative and
 /// linear in practice (the classic backtrack-to-last-star algorithm).
-pub(super) fn wildcard(pattern: &str, text: &str) -> bool {
+pub(crate) fn wildcard(pattern: &str, text: &str) -> bool {
     let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
     let (mut i, mut j, mut star, mut mark) = (0, 0, None, 0);
     while j < t.len() {

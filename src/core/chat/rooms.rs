@@ -270,16 +270,18 @@ impl Chat {
     }
 
     /// Logs a user out of everything; everyone who shared a room hears
-    /// `OFFLINE` once.
+    /// `OFFLINE` once. WHOWAS remembers them.
     pub(super) fn remove_user(
         &mut self,
         user: UserId,
         reason: Option<Arc<str>>,
+        now: Timestamp,
         out: &mut Vec<Action>,
     ) {
         let Some(u) = self.users.remove(&user) else {
             return;
         };
+        self.departed(&u, now);
         self.user_names.remove(&u.name.to_ascii_lowercase());
         let mut peers = Vec::new();
         let limit = self.config.presence_limit;

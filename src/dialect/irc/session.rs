@@ -16,7 +16,7 @@ use super::{IrcParseError, Message, parse, write_message, write_message_trailing
 use crate::config::{MAX_NAME, MAX_TOPIC, is_user_name};
 use crate::core::{
     Command, Error, ErrorCode, Event, Extra, MAX_KEY, MAX_LIST, MaskList, ModeChange, OkReply,
-    RoomMode, Secret, Timestamp, UserId, WhoRow, user_mask,
+    RoomMode, Secret, Timestamp, UserId, UserMode, UserModeChange, WhoRow, user_mask, wildcard,
 };
 use crate::dialect::Input;
 use crate::framing::FrameError;
@@ -44,6 +44,8 @@ const MAX_MODES: usize = 4;
 
 /// The most mode changes of any kind in one `MODE` command.
 const MAX_MODE_CHANGES: usize = 16;
+/// The most user mode changes in one `MODE nick` command.
+const MAX_USER_MODES: usize = 8;
 
 /// What every IRC session of a server shares.
 #[derive(Debug)]
@@ -97,8 +99,6 @@ pub struct Session {
     replay: usize,
     /// `LUSERS` after the welcome is followed by the MOTD.
     motd_due: bool,
-    /// User mode `+i` (only remembered and shown).
-    invisible: bool,
     /// Reason of the last `PART`, for its echo.
     part_reason: Option<String>,
     /// Channel of the last `KICK` or `MODE`, for `441`.
@@ -131,7 +131,6 @@ impl Session {
             rooms: BTreeSet::new(),
             replay: 0,
             motd_due: false,
-            invisible: false,
             part_reason: None,
             kick_room: "*".into(),
             invite_room: "*".into(),
@@ -442,6 +441,29 @@ impl Session {
             }
             "TIME" => emit(Input::Command(Command::Time)),
             "HELP" | "HELPOP" => self.help(p.first().copied().unwrap_or(""), emit),
+            "INFO" => self.info(p.first().copied(), emit),
+            "OPER" if need(2) => self.need_more(emit, "OPER"),
+            "OPER" => emit(Input::Command(Command::Oper {
+                name: p[0].into(),
+                password: Secret::new(p[1]),
+            })),
+            "KILL" if need(1) => self.need_more(emit, "KILL"),
+            "KILL" => emit(Input::Command(Command::Kill {
+                name: p[0].into(),
+                reason: p.get(1).map(|r| r.chars().take(AWAYLEN).collect()),
+            })),
+            "WALLOPS" if need(1) => self.need_more(emit, "WALLOPS"),
+            "WALLOPS" => emit(Input::Command(Command::Wallops { text: p[0].into() })),
+            "WHOWAS" if need(1) => self.need_more(emit, "WHOWAS"),
+            "WHOWAS" => emit(Input::Command(Command::Whowas {
+                name: p[0].into(),
+                // Zero, negative or not a number: everything kept.
+                count: p
+                    .get(1)
+                    .and_then(|c| c.parse::<i64>().ok())
+                    .and_then(|c| usize::try_from(c).ok())
+                    .filter(|c| *c > 0),
+            })),
             "USERHOST" if need(1) => self.need_more(emit, "USERHOST"),
             "USERHOST" => emit(Input::Command(Command::Userhost {
                 names: p.iter().map(|n| n.to_string()).collect(),
@@ -725,33 +747,59 @@ impl Session {
         }
     }
 
+    /// `MODE nick [changes]`: one's own user modes, kept by the core.
     fn user_mode(&mut self, target: &str, modes: Option<&str>, emit: &mut dyn FnMut(Input)) {
         let me = self.client().to_string();
         if !target.eq_ignore_ascii_case(&me) {
             return self.numeric(emit, "502", &["Cant change mode for other users"]);
         }
-        let Some(modes) = modes else {
-            let current = if self.invisible { "+i" } else { "+" };
-            return self.numeric(emit, "221", &[current]);
-        };
-        let (mut add, mut changed) = (true, String::new());
-        for c in modes.chars() {
-            match c {
-                '+' | '-' => add = c == '+',
-                'i' if self.invisible != add => {
-                    self.invisible = add;
-                    changed.push(if add { '+' } else { '-' });
-                    changed.push('i');
+        let (mut add, mut changes, mut unknown) = (true, Vec::new(), false);
+        for c in modes.unwrap_or("").chars() {
+            let mode = match c {
+                '+' | '-' => {
+                    add = c == '+';
+                    continue;
                 }
-                'i' | 'w' => {}
-                _ => self.numeric(emit, "501", &["Unknown MODE flag"]),
+                'i' => UserMode::Invisible,
+                'w' => UserMode::Wallops,
+                'o' => UserMode::Oper,
+                _ => {
+                    unknown = true;
+                    continue;
+                }
+            };
+            if changes.len() < MAX_USER_MODES {
+                changes.push(UserModeChange { add, mode });
             }
         }
-        if !changed.is_empty() {
-            let mut out = Vec::new();
-            write_message_trailing(&mut out, &[], Some(&me), "MODE", &[&me, &changed]);
-            emit(Input::Raw(out));
+        if unknown {
+            self.numeric(emit, "501", &["Unknown MODE flag"]);
         }
+        if !changes.is_empty() || modes.is_none_or(str::is_empty) {
+            emit(Input::Command(Command::UserMode { changes }));
+        }
+    }
+
+    /// `INFO [server]`: a few lines about chatd.
+    fn info(&self, target: Option<&str>, emit: &mut dyn FnMut(Input)) {
+        let server = self.settings.server.clone();
+        if let Some(t) = target.filter(|t| !t.is_empty())
+            && !wildcard(&t.to_ascii_lowercase(), &server.to_ascii_lowercase())
+        {
+            return self.numeric(emit, "402", &[t, "No such server"]);
+        }
+        let mut out = Vec::new();
+        let lines = [
+            format!("chatd {}: a fast, lightweight chat server", crate::VERSION),
+            "IRC and line-protocol clients share the same rooms.".into(),
+            "One event loop drives a pure state machine; messages are kept in SQLite.".into(),
+            format!("On-line since {}", self.settings.created),
+        ];
+        for line in &lines {
+            self.write_numeric(&mut out, "371", &[line]);
+        }
+        self.write_numeric(&mut out, "374", &["End of INFO list"]);
+        emit(Input::Raw(out));
     }
 
     /// `HELP [subject]`: 704, 705..., 706; 524 for an unknown subject.
@@ -982,6 +1030,9 @@ impl Session {
             Event::Invited {
                 room, mask, name, ..
             } => write_message(out, &[], Some(mask), "INVITE", &[name, room]),
+            Event::Wallops { mask, text, .. } => {
+                write_message_trailing(out, &[], Some(mask), "WALLOPS", &[text]);
+            }
             Event::Bye { reason } => {
                 let text = format!("Closing Link: {} ({reason})", self.ip);
                 write_message_trailing(out, &[], None, "ERROR", &[&text]);
@@ -1131,6 +1182,9 @@ impl Session {
                 }
                 let server = self.settings.server.clone();
                 self.write_numeric(out, "312", &[name, &server, "chatd"]);
+                if info.oper {
+                    self.write_numeric(out, "313", &[name, "is an IRC operator"]);
+                }
                 if let Some(away) = &info.away {
                     self.write_numeric(out, "301", &[name, away]);
                 }
@@ -1149,8 +1203,9 @@ impl Session {
                 let server = self.settings.server.clone();
                 for row in rows {
                     let flags = format!(
-                        "{}{}",
+                        "{}{}{}",
                         if row.away { 'G' } else { 'H' },
+                        if row.oper { "*" } else { "" },
                         if row.op {
                             "@"
                         } else if row.voice {
@@ -1210,14 +1265,17 @@ impl Session {
             }
             Event::Lusers {
                 users,
+                invisible,
+                opers,
                 unknown,
                 rooms,
                 max_users,
             } => {
-                let (u, m) = (users.to_string(), max_users.to_string());
-                let text = format!("There are {users} users and 0 invisible on 1 servers");
+                let visible = users.saturating_sub(*invisible);
+                let text =
+                    format!("There are {visible} users and {invisible} invisible on 1 servers");
                 self.write_numeric(out, "251", &[&text]);
-                self.write_numeric(out, "252", &["0", "operator(s) online"]);
+                self.write_numeric(out, "252", &[&opers.to_string(), "operator(s) online"]);
                 if *unknown > 0 {
                     self.write_numeric(
                         out,
@@ -1228,10 +1286,14 @@ impl Session {
                 self.write_numeric(out, "254", &[&rooms.to_string(), "channels formed"]);
                 let text = format!("I have {users} clients and 0 servers");
                 self.write_numeric(out, "255", &[&text]);
+                // The counts are in the text only: the optional `<u> <m>`
+                // parameters are left out, as the maximum counts since the
+                // server started, which a client cannot compare with
+                // anything it sees.
                 let text = format!("Current local users {users}, max {max_users}");
-                self.write_numeric(out, "265", &[&u, &m, &text]);
+                self.write_numeric(out, "265", &[&text]);
                 let text = format!("Current global users {users}, max {max_users}");
-                self.write_numeric(out, "266", &[&u, &m, &text]);
+                self.write_numeric(out, "266", &[&text]);
                 if std::mem::take(&mut self.motd_due) {
                     self.write_motd(out);
                 }
@@ -1239,6 +1301,24 @@ impl Session {
             Event::Time { now } => {
                 let server = self.settings.server.clone();
                 self.write_numeric(out, "391", &[&server, &now.to_string()]);
+            }
+            Event::UserMode { change, .. } => {
+                let me = self.client().to_string();
+                write_message_trailing(out, &[], Some(&me), "MODE", &[&me, change]);
+            }
+            Event::UserModes { modes } => self.write_numeric_plain(out, "221", &[modes]),
+            Event::Whowas { name, rows } => {
+                let server = self.settings.server.clone();
+                for row in rows {
+                    let who = &*row.name;
+                    self.write_numeric(
+                        out,
+                        "314",
+                        &[who, &row.ident, &row.host, "*", &row.realname],
+                    );
+                    self.write_numeric(out, "312", &[who, &server, &row.at.to_string()]);
+                }
+                self.write_numeric(out, "369", &[name, "End of WHOWAS"]);
             }
             shared => {
                 if self.wants(shared) {
@@ -1315,6 +1395,7 @@ impl Session {
                 self.write_numeric(out, "305", &["You are no longer marked as being away"]);
             }
             OkReply::Invite { name, room } => self.write_numeric_plain(out, "341", &[name, room]),
+            OkReply::Oper => self.write_numeric(out, "381", &["You are now an IRC operator"]),
             OkReply::Logout
             | OkReply::Create { .. }
             | OkReply::Switch { .. }
@@ -1338,7 +1419,7 @@ impl Session {
         self.write_numeric_plain(
             out,
             "004",
-            &[&s.server, &version, "i", "beIiklmnostv", "beIklov"],
+            &[&s.server, &version, "iow", "beIiklmnostv", "beIklov"],
         );
         self.isupport(out);
     }
@@ -1362,6 +1443,20 @@ impl Session {
                     C::AuthFailed => self.write_numeric(out, "464", &["Password incorrect"]),
                     _ => self.write_notice(out, &e.text),
                 }
+            }
+            ("oper", C::AuthFailed) => self.write_numeric(out, "464", &["Password incorrect"]),
+            ("oper", C::RateLimited) => self.write_numeric(out, "464", &[&e.text]),
+            ("oper", C::NotAvailable) => {
+                self.write_numeric(out, "491", &["No O-lines for your host"]);
+            }
+            (_, C::NoPrivileges) => self.write_numeric(
+                out,
+                "481",
+                &["Permission Denied- You're not an IRC operator"],
+            ),
+            ("whowas", _) => {
+                self.write_numeric(out, "406", &[arg, "There was no such nickname"]);
+                self.write_numeric(out, "369", &[arg, "End of WHOWAS"]);
             }
             ("nick", C::BadName) => self.write_numeric(out, "432", &[arg, "Erroneous nickname"]),
             ("nick", C::CannotRename) => {
@@ -1407,7 +1502,9 @@ impl Session {
                 let letter = letter.to_string();
                 self.write_numeric(out, "478", &[arg, &letter, "Channel list is full"]);
             }
-            ("tell" | "kick" | "mode" | "invite", C::NoSuchUser | C::BadName) if !room_arg => {
+            ("tell" | "kick" | "mode" | "invite" | "kill", C::NoSuchUser | C::BadName)
+                if !room_arg =>
+            {
                 self.write_numeric(out, "401", &[arg, "No such nick/channel"]);
             }
             (_, C::NoSuchRoom | C::BadName) if room_arg => {
@@ -1433,7 +1530,7 @@ impl Session {
 const KNOWN: &[&str] = &[
     "HELP", "HELPOP", "TAGMSG", "JOIN", "PART", "PRIVMSG", "NOTICE", "TOPIC", "NAMES", "LIST",
     "WHO", "WHOIS", "MODE", "KICK", "AWAY", "MOTD", "LUSERS", "VERSION", "TIME", "USERHOST",
-    "ISON", "INVITE",
+    "ISON", "INVITE", "INFO", "OPER", "KILL", "WALLOPS", "WHOWAS",
 ];
 
 /// Appends `line` with `tag` added to its tags, and `\r\n`.
