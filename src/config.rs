@@ -21,6 +21,10 @@ pub const MAX_NAME: usize = 32;
 pub const MAX_HISTORY_REQUEST: usize = 500;
 /// The longest room topic, in bytes (as IRC's common TOPICLEN).
 pub const MAX_TOPIC: usize = 390;
+/// The most names one user's MONITOR list holds (IRC `MONITOR=`).
+pub const MAX_MONITOR: usize = 100;
+/// The longest real name `SETNAME` accepts, in bytes.
+pub const MAX_REALNAME: usize = 100;
 /// Passwords are 8 to 256 bytes.
 pub const PASSWORD_LEN: std::ops::RangeInclusive<usize> = 8..=256;
 /// Addresses whose failed logins are tracked at once (the oldest fully

@@ -217,6 +217,16 @@ pub enum Command {
         /// At most this many entries (`None`: all that are kept).
         count: Option<usize>,
     },
+    /// Change one's watch list of names, or ask about it (IRC `MONITOR`).
+    Monitor {
+        /// What to do.
+        op: MonitorOp,
+    },
+    /// Change one's real name (IRC `SETNAME`).
+    SetName {
+        /// The new real name.
+        realname: String,
+    },
 }
 
 /// One user mode change.
@@ -237,6 +247,8 @@ pub enum UserMode {
     Wallops,
     /// `o`: server operator; only `OPER` grants it, `-o` drops it.
     Oper,
+    /// `B`: marked as a bot (IRCv3 bot mode), shown in WHO and WHOIS.
+    Bot,
 }
 
 impl UserMode {
@@ -246,8 +258,25 @@ impl UserMode {
             UserMode::Invisible => 'i',
             UserMode::Wallops => 'w',
             UserMode::Oper => 'o',
+            UserMode::Bot => 'B',
         }
     }
+}
+
+/// What a `MONITOR` command does with the watch list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MonitorOp {
+    /// `+`: watch these names (all or none, if the list would overflow);
+    /// answers with who of them is online and who is not.
+    Add(Vec<String>),
+    /// `-`: stop watching these names.
+    Remove(Vec<String>),
+    /// `C`: stop watching anyone.
+    Clear,
+    /// `L`: the names watched.
+    List,
+    /// `S`: who of the names watched is online and who is not.
+    Status,
 }
 
 /// One room mode change.
@@ -395,6 +424,8 @@ impl Command {
             Command::Wallops { .. } => "wallops",
             Command::UserMode { .. } => "umode",
             Command::Whowas { .. } => "whowas",
+            Command::Monitor { .. } => "monitor",
+            Command::SetName { .. } => "setname",
         }
     }
 }

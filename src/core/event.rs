@@ -180,6 +180,8 @@ pub struct Extra {
     pub tag_only: bool,
     /// Client-only message tags (`+key=value;...`, escaped), relayed as sent.
     pub tags: Option<Arc<str>>,
+    /// The sender is a bot (IRC's `bot` tag); set by the core, never by a client.
+    pub bot: bool,
 }
 
 /// One online user, as WHOIS and USERHOST show them.
@@ -199,6 +201,8 @@ pub struct UserInfo {
     pub registered: bool,
     /// A server operator.
     pub oper: bool,
+    /// Marked as a bot.
+    pub bot: bool,
     /// Rooms, each with whether the user is an operator there.
     pub rooms: Vec<(Arc<str>, bool)>,
     /// When the user logged in.
@@ -228,6 +232,8 @@ pub struct WhoRow {
     pub voice: bool,
     /// A server operator.
     pub oper: bool,
+    /// Marked as a bot.
+    pub bot: bool,
 }
 
 /// Someone who went by a name: one entry of a WHOWAS answer.
@@ -265,6 +271,9 @@ pub enum Event {
         ops: Vec<bool>,
         /// Whether each member (same order) is voiced.
         voices: Vec<bool>,
+        /// Each member's `name!ident@host` (same order; IRC
+        /// `userhost-in-names`).
+        masks: Vec<Arc<str>>,
         /// The room is secret (IRC `+s`).
         secret: bool,
     },
@@ -552,6 +561,47 @@ pub enum Event {
         /// One row per departure (never empty: none is an error).
         rows: Vec<WhowasRow>,
     },
+    /// Someone set, changed or cleared their away message (IRC
+    /// `away-notify`): told to those sharing a room, and to those watching
+    /// the name (`monitor`).
+    AwayChanged {
+        /// Who.
+        name: Arc<str>,
+        /// Their `name!ident@host`.
+        mask: Arc<str>,
+        /// The away message; `None`: back.
+        text: Option<Arc<str>>,
+        /// The recipients share no room with them and only watch the name
+        /// (IRC `extended-monitor`).
+        monitor: bool,
+    },
+    /// Someone (or the recipient) changed their real name (IRC `setname`).
+    RealName {
+        /// Who.
+        name: Arc<str>,
+        /// Their `name!ident@host`.
+        mask: Arc<str>,
+        /// The new real name.
+        realname: Arc<str>,
+        /// The recipients share no room with them and only watch the name
+        /// (IRC `extended-monitor`).
+        monitor: bool,
+    },
+    /// Watched names that are online, as `name!ident@host` (IRC 730).
+    MonOnline {
+        /// Their masks.
+        masks: Vec<Arc<str>>,
+    },
+    /// Watched names that are offline (IRC 731).
+    MonOffline {
+        /// The names.
+        names: Vec<Arc<str>>,
+    },
+    /// The recipient's watch list, lower-cased (IRC 732 and 733).
+    MonList {
+        /// The names.
+        names: Vec<Arc<str>>,
+    },
     /// Goodbye; the connection closes next.
     Bye {
         /// Why.
@@ -669,6 +719,8 @@ pub enum ErrorCode {
     ListFull(char),
     /// Only a server operator may do that.
     NoPrivileges,
+    /// The MONITOR watch list would grow past its limit.
+    WatchListFull,
 }
 
 impl ErrorCode {
@@ -705,6 +757,7 @@ impl ErrorCode {
             ErrorCode::BadModeParam(_) => "bad-mode-param",
             ErrorCode::ListFull(_) => "list-full",
             ErrorCode::NoPrivileges => "no-privileges",
+            ErrorCode::WatchListFull => "list-full",
         }
     }
 
@@ -743,6 +796,7 @@ impl ErrorCode {
             ErrorCode::BadModeParam(_) => "invalid mode parameter",
             ErrorCode::ListFull(_) => "that list of the room is full",
             ErrorCode::NoPrivileges => "you are not a server operator",
+            ErrorCode::WatchListFull => "that watch list is full",
         }
     }
 }

@@ -14,7 +14,8 @@ mod record;
 pub(crate) use chat::wildcard;
 pub use chat::{Chat, Counts};
 pub use command::{
-    Command, MAX_KEY, MAX_LIST, MAX_MASK, MaskList, ModeChange, RoomMode, UserMode, UserModeChange,
+    Command, MAX_KEY, MAX_LIST, MAX_MASK, MaskList, ModeChange, MonitorOp, RoomMode, UserMode,
+    UserModeChange,
 };
 pub use event::{
     Action, AuthOutcome, AuthRequest, Error, ErrorCode, Event, Extra, OkReply, UserInfo, WhoRow,

@@ -195,6 +195,8 @@ pub(crate) struct User {
     pub(crate) current: Option<RoomId>,
     /// Follows IRC conventions (an empty room does not exist for it).
     pub(crate) irc: bool,
+    /// Marked as a bot (IRC user mode `+B`): its messages carry the `bot` tag.
+    pub(crate) bot: bool,
 }
 
 /// A room and its recent history.

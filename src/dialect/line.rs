@@ -288,6 +288,27 @@ fn render_to(event: &Event, out: &mut Vec<u8>) -> std::io::Result<()> {
             write_list(out, &head, &masks, true);
             Ok(())
         }
+        Event::AwayChanged {
+            name,
+            text: Some(text),
+            ..
+        } => writeln!(out, "AWAY {name} :{text}"),
+        Event::AwayChanged {
+            name, text: None, ..
+        } => writeln!(out, "BACK {name}"),
+        Event::RealName { name, realname, .. } => writeln!(out, "REALNAME {name} :{realname}"),
+        Event::MonOnline { masks } => {
+            write_list(out, "WATCH online :", masks, false);
+            Ok(())
+        }
+        Event::MonOffline { names } => {
+            write_list(out, "WATCH offline :", names, false);
+            Ok(())
+        }
+        Event::MonList { names } => {
+            write_list(out, "WATCHING :", names, true);
+            Ok(())
+        }
         Event::Lusers { users, rooms, .. } => writeln!(out, "LUSERS {users} {rooms}"),
         Event::Time { now } => writeln!(out, "TIME {now}"),
         Event::UserMode { name, change } => writeln!(out, "USERMODE {name} {change}"),

@@ -185,9 +185,11 @@ impl Chat {
                 rooms: Vec::new(),
                 current: None,
                 irc,
+                bot: false,
             },
         );
         self.max_users = self.max_users.max(self.users.len());
+        self.monitor_online(&key, out);
         let ok = match how {
             Entry::NewAccount => OkReply::Register { name, id },
             Entry::Guest | Entry::Account => OkReply::Login { name, id },

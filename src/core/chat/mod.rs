@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::command::Command;
-use super::command::{ModeChange, UserMode, UserModeChange};
+use super::command::{ModeChange, MonitorOp, UserMode, UserModeChange};
 use super::event::{
     Action, AuthOutcome, AuthRequest, Error, ErrorCode, Event, Extra, OkReply, UserInfo, WhoRow,
     WhowasRow,
@@ -17,18 +17,20 @@ use super::model::{
 };
 use super::record::{Record, Snapshot};
 use crate::config::{
-    CoreConfig, MAX_HISTORY_REQUEST, MAX_TOPIC, MAX_TRACKED_ADDRESSES, PASSWORD_LEN, is_room_name,
-    is_user_name,
+    CoreConfig, MAX_HISTORY_REQUEST, MAX_MONITOR, MAX_REALNAME, MAX_TOPIC, MAX_TRACKED_ADDRESSES,
+    PASSWORD_LEN, is_room_name, is_user_name,
 };
 
 mod accounts;
 mod modes;
+mod monitor;
 mod opers;
 mod people;
 mod rooms;
 mod whowas;
 
 use accounts::{Budget, Entry, Pending};
+use monitor::Watches;
 pub(crate) use people::wildcard;
 
 /// Commands a connection may send while its password is being checked; they
@@ -118,6 +120,8 @@ pub struct Chat {
     oper_count: usize,
     /// Who recently went by which name.
     whowas: whowas::Whowas,
+    /// Who watches which names (IRC `MONITOR`).
+    watches: Watches,
 }
 
 /// What the core counts, for `/stats` and the stats log line.
@@ -165,6 +169,7 @@ impl Chat {
             invisible_count: 0,
             oper_count: 0,
             whowas: whowas::Whowas::default(),
+            watches: Watches::default(),
         };
         for room in snapshot.rooms {
             let skip = room.history.len().saturating_sub(chat.config.history_len);
@@ -453,6 +458,7 @@ impl Chat {
         self.user_names.clear();
         self.invisible_count = 0;
         self.oper_count = 0;
+        self.watches = Watches::default();
         for room in self.rooms.values_mut() {
             room.members.clear();
             room.ops.clear();
@@ -602,7 +608,7 @@ impl Chat {
                 return Err(format!("room {id} is empty and kept its modes"));
             }
         }
-        Ok(())
+        self.watches.check(|u| self.users.contains_key(&u))
     }
 
     /// Commands before login.
@@ -883,6 +889,8 @@ impl Chat {
             Command::Wallops { text } => self.wallops(user, text, out)?,
             Command::UserMode { changes } => self.user_mode(conn, user, &changes, out),
             Command::Whowas { name, count } => self.whowas(conn, &name, count, out)?,
+            Command::Monitor { op } => self.monitor(conn, user, op, out)?,
+            Command::SetName { realname } => self.set_realname(user, realname, out)?,
             cmd => return self.handle_anyone(conn, cmd, now, out),
         }
         Ok(())

@@ -133,7 +133,12 @@ impl Chat {
             return;
         };
         let mut modes = String::from("+");
-        for (on, letter) in [(u.invisible, 'i'), (u.oper, 'o'), (u.wallops, 'w')] {
+        for (on, letter) in [
+            (u.bot, 'B'),
+            (u.invisible, 'i'),
+            (u.oper, 'o'),
+            (u.wallops, 'w'),
+        ] {
             if on {
                 modes.push(letter);
             }
@@ -166,6 +171,7 @@ impl Chat {
                 UserMode::Invisible => (&mut u.invisible, Some(&mut self.invisible_count)),
                 UserMode::Wallops => (&mut u.wallops, None),
                 UserMode::Oper => (&mut u.oper, Some(&mut self.oper_count)),
+                UserMode::Bot => (&mut u.bot, None),
             };
             if *flag == c.add || c.mode == UserMode::Oper && c.add && !grant {
                 continue;

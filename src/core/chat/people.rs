@@ -73,21 +73,27 @@ impl Chat {
             self.whowas.push(whowas::row(u, now));
         }
         self.user_names.remove(&old_key);
-        self.user_names.insert(key, user);
+        self.user_names.insert(key.clone(), user);
         let Some(u) = self.users.get_mut(&user) else {
             return Ok(());
         };
         let new: Arc<str> = name.into();
+        let old = std::mem::replace(&mut u.name, new.clone());
         let event = Event::Nick {
-            old: std::mem::replace(&mut u.name, new.clone()),
+            old: old.clone(),
             mask: std::mem::replace(&mut u.mask, mask(&new, &u.ident, u.ip)),
             new,
         };
         out.push(Action::Fanout { to, event });
+        if key != old_key {
+            self.monitor_offline(&old_key, &old, out);
+            self.monitor_online(&key, out);
+        }
         Ok(())
     }
 
-    /// Sets (non-empty text) or clears the away message.
+    /// Sets (non-empty text) or clears the away message. A change is told
+    /// to those sharing a room and to those watching the name.
     pub(super) fn away(
         &mut self,
         conn: ConnId,
@@ -95,12 +101,59 @@ impl Chat {
         text: Option<String>,
         out: &mut Vec<Action>,
     ) {
-        let text = text.filter(|t| !t.is_empty()).map(Arc::from);
+        let text: Option<Arc<str>> = text.filter(|t| !t.is_empty()).map(Arc::from);
         let away = text.is_some();
-        if let Some(u) = self.users.get_mut(&user) {
-            u.away = text;
-        }
+        let Some(u) = self.users.get_mut(&user) else {
+            return;
+        };
+        let changed = u.away != text;
+        u.away = text.clone();
+        let (name, mask) = (u.name.clone(), u.mask.clone());
         send(out, conn, Event::Ok(OkReply::Away { away }));
+        if changed {
+            let event = |monitor| Event::AwayChanged {
+                name: name.clone(),
+                mask: mask.clone(),
+                text: text.clone(),
+                monitor,
+            };
+            self.tell_peers_and_watchers(user, false, event, out);
+        }
+    }
+
+    /// Changes the real name (1 to [`MAX_REALNAME`] bytes, no control
+    /// characters); the user, those sharing a room and those watching the
+    /// name are told.
+    pub(super) fn set_realname(
+        &mut self,
+        user: UserId,
+        realname: String,
+        out: &mut Vec<Action>,
+    ) -> Result<(), Error> {
+        if realname.is_empty()
+            || realname.len() > MAX_REALNAME
+            || realname.chars().any(char::is_control)
+        {
+            return Err(Error::new(ErrorCode::BadArgs)
+                .about("realname")
+                .text(format!(
+                    "a real name is 1-{MAX_REALNAME} bytes without control characters"
+                )));
+        }
+        let Some(u) = self.users.get_mut(&user) else {
+            return Ok(());
+        };
+        let realname: Arc<str> = realname.into();
+        u.realname = realname.clone();
+        let (name, mask) = (u.name.clone(), u.mask.clone());
+        let event = |monitor| Event::RealName {
+            name: name.clone(),
+            mask: mask.clone(),
+            realname: realname.clone(),
+            monitor,
+        };
+        self.tell_peers_and_watchers(user, true, event, out);
+        Ok(())
     }
 
     /// Everything known of one online user; secret rooms only show to
@@ -226,7 +279,7 @@ impl Chat {
     }
 
     /// The online user of that name (any case).
-    fn online(&self, name: &str) -> Option<&User> {
+    pub(super) fn online(&self, name: &str) -> Option<&User> {
         self.user_names
             .get(&name.to_ascii_lowercase())
             .and_then(|id| self.users.get(id))
@@ -242,6 +295,7 @@ impl Chat {
             away: u.away.clone(),
             registered: u.registered,
             oper: u.oper,
+            bot: u.bot,
             rooms: u
                 .rooms
                 .iter()
@@ -268,6 +322,7 @@ fn who_row(u: &User, room: Option<Arc<str>>, op: bool) -> WhoRow {
         registered: u.registered,
         voice: false,
         oper: u.oper,
+        bot: u.bot,
     }
 }
 

@@ -110,6 +110,18 @@ impl Chat {
                 Vec::new()
             };
             if !others.is_empty() {
+                // Someone away is announced as such (IRC away-notify).
+                let away = u.away.clone().map(|text| Event::AwayChanged {
+                    name: name.clone(),
+                    mask: mask.clone(),
+                    text: Some(text),
+                    monitor: false,
+                });
+                let to = if away.is_some() {
+                    others.clone()
+                } else {
+                    Vec::new()
+                };
                 out.push(Action::Fanout {
                     to: others,
                     event: Event::Join {
@@ -118,6 +130,9 @@ impl Chat {
                         mask,
                     },
                 });
+                if let Some(event) = away {
+                    out.push(Action::Fanout { to, event });
+                }
             }
             if let Some(room) = self.rooms.get_mut(&id) {
                 // The first into an empty room runs it, as on IRC.
@@ -159,11 +174,13 @@ impl Chat {
         let mut names = Vec::with_capacity(room.members.len());
         let mut ops = Vec::with_capacity(room.members.len());
         let mut voices = Vec::with_capacity(room.members.len());
+        let mut masks = Vec::with_capacity(room.members.len());
         for m in room.members.keys() {
             if let Some(u) = self.users.get(m) {
                 names.push(u.name.clone());
                 ops.push(room.ops.contains(m));
                 voices.push(room.modes.voiced.contains(m));
+                masks.push(u.mask.clone());
             }
         }
         send(
@@ -174,6 +191,7 @@ impl Chat {
                 names,
                 ops,
                 voices,
+                masks,
                 secret: room.modes.secret,
             },
         );
@@ -283,6 +301,10 @@ impl Chat {
         };
         self.departed(&u, now);
         self.user_names.remove(&u.name.to_ascii_lowercase());
+        let key = u.name.to_ascii_lowercase();
+        self.user_names.remove(&key);
+        self.watches.forget(user);
+        self.monitor_offline(&key, &u.name, out);
         let mut peers = Vec::new();
         let limit = self.config.presence_limit;
         for id in &u.rooms {
@@ -327,6 +349,7 @@ impl Chat {
     ) {
         let id_ = self.next_msg_id();
         let sender = &self.users[&user];
+        let extra = bot_extra(extra, sender.bot);
         let msg = Arc::new(Message {
             id: id_,
             sender: user,
@@ -405,6 +428,7 @@ impl Chat {
         };
         let sender = &self.users[&user];
         let (from, mask, sender_conn) = (sender.name.clone(), sender.mask.clone(), sender.conn);
+        let extra = bot_extra(extra, sender.bot);
         let (id, text): (MsgId, Arc<str>) = (self.next_msg_id(), text.into());
         let away = target_conn
             .and(self.users.get(&target_id))
@@ -516,4 +540,15 @@ impl Chat {
         self.next_msg += 1;
         id
     }
+}
+
+/// A bot's messages carry the mark (IRC's `bot` tag).
+fn bot_extra(extra: Option<Extra>, bot: bool) -> Option<Extra> {
+    if !bot {
+        return extra;
+    }
+    Some(Extra {
+        bot: true,
+        ..extra.unwrap_or_default()
+    })
 }

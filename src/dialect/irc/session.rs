@@ -13,10 +13,11 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::{IrcParseError, Message, parse, write_message, write_message_trailing};
-use crate::config::{MAX_NAME, MAX_TOPIC, is_user_name};
+use crate::config::{MAX_MONITOR, MAX_NAME, MAX_TOPIC, is_user_name};
 use crate::core::{
-    Command, Error, ErrorCode, Event, Extra, MAX_KEY, MAX_LIST, MaskList, ModeChange, OkReply,
-    RoomMode, Secret, Timestamp, UserId, UserMode, UserModeChange, WhoRow, user_mask, wildcard,
+    Command, Error, ErrorCode, Event, Extra, MAX_KEY, MAX_LIST, MaskList, ModeChange, MonitorOp,
+    OkReply, RoomMode, Secret, Timestamp, UserId, UserMode, UserModeChange, WhoRow, user_mask,
+    wildcard,
 };
 use crate::dialect::Input;
 use crate::framing::FrameError;
@@ -26,11 +27,16 @@ const MAX_CLIENT_TAGS: usize = 4094;
 
 /// The capabilities chatd offers (IRCv3).
 const CAPS: &[&str] = &[
+    "away-notify",
     "batch",
     "echo-message",
+    "extended-monitor",
     "labeled-response",
     "message-tags",
+    "multi-prefix",
     "server-time",
+    "setname",
+    "userhost-in-names",
 ];
 
 /// Away messages, kick reasons: longer ones are cut.
@@ -74,6 +80,11 @@ struct Caps {
     echo_message: bool,
     labeled_response: bool,
     batch: bool,
+    away_notify: bool,
+    extended_monitor: bool,
+    setname: bool,
+    multi_prefix: bool,
+    userhost_in_names: bool,
 }
 
 /// An IRC connection's state.
@@ -478,8 +489,37 @@ impl Session {
                     .map(String::from)
                     .collect(),
             })),
+            "MONITOR" if need(1) => self.need_more(emit, "MONITOR"),
+            "MONITOR" => self.monitor(p, emit),
+            "SETNAME" if p.is_empty() => self.need_more(emit, "SETNAME"),
+            "SETNAME" => emit(Input::Command(Command::SetName {
+                realname: p[0].into(),
+            })),
             _ => self.numeric(emit, "421", &[&command, "Unknown command"]),
         }
+    }
+
+    /// `MONITOR + a,b`, `- a,b`, `C`, `L`, `S`.
+    fn monitor(&mut self, p: &[&str], emit: &mut dyn FnMut(Input)) {
+        let names = |p: &[&str]| -> Vec<String> {
+            p.get(1)
+                .map(|n| n.split(',').filter(|n| !n.is_empty()).map(String::from))
+                .into_iter()
+                .flatten()
+                .collect()
+        };
+        let op = match &*p[0].to_ascii_uppercase() {
+            "+" | "-" if names(p).is_empty() => return self.need_more(emit, "MONITOR"),
+            "+" => MonitorOp::Add(names(p)),
+            "-" => MonitorOp::Remove(names(p)),
+            "C" => MonitorOp::Clear,
+            "L" => MonitorOp::List,
+            "S" => MonitorOp::Status,
+            _ => {
+                return self.numeric(emit, "400", &["MONITOR", "Unknown MONITOR subcommand"]);
+            }
+        };
+        emit(Input::Command(Command::Monitor { op }));
     }
 
     fn input_too_long(&self, emit: &mut dyn FnMut(Input)) {
@@ -572,6 +612,11 @@ impl Session {
             "echo-message" => self.caps.echo_message,
             "labeled-response" => self.caps.labeled_response,
             "batch" => self.caps.batch,
+            "away-notify" => self.caps.away_notify,
+            "extended-monitor" => self.caps.extended_monitor,
+            "setname" => self.caps.setname,
+            "multi-prefix" => self.caps.multi_prefix,
+            "userhost-in-names" => self.caps.userhost_in_names,
             _ => false,
         }
     }
@@ -583,6 +628,11 @@ impl Session {
             "echo-message" => self.caps.echo_message = on,
             "labeled-response" => self.caps.labeled_response = on,
             "batch" => self.caps.batch = on,
+            "away-notify" => self.caps.away_notify = on,
+            "extended-monitor" => self.caps.extended_monitor = on,
+            "setname" => self.caps.setname = on,
+            "multi-prefix" => self.caps.multi_prefix = on,
+            "userhost-in-names" => self.caps.userhost_in_names = on,
             _ => {}
         }
     }
@@ -642,6 +692,7 @@ impl Session {
             notice,
             tag_only: false,
             tags,
+            bot: false,
         });
         for target in p[0].split(',').filter(|t| !t.is_empty()).take(MAX_TARGETS) {
             emit(Input::Command(Command::Tell {
@@ -663,6 +714,7 @@ impl Session {
             notice: false,
             tag_only: true,
             tags: client_tags(msg),
+            bot: false,
         };
         for target in p[0].split(',').filter(|t| !t.is_empty()).take(MAX_TARGETS) {
             emit(Input::Command(Command::Tell {
@@ -763,6 +815,7 @@ impl Session {
                 'i' => UserMode::Invisible,
                 'w' => UserMode::Wallops,
                 'o' => UserMode::Oper,
+                'B' => UserMode::Bot,
                 _ => {
                     unknown = true;
                     continue;
@@ -838,6 +891,7 @@ impl Session {
     fn isupport(&self, out: &mut Vec<u8>) {
         let tokens = [
             format!("AWAYLEN={AWAYLEN}"),
+            "BOT=B".into(),
             "CASEMAPPING=ascii".into(),
             format!("CHANLIMIT=#:{}", self.settings.chanlimit),
             "CHANMODES=beI,k,l,imnst".into(),
@@ -849,6 +903,7 @@ impl Session {
             format!("KICKLEN={AWAYLEN}"),
             format!("MAXLIST=beI:{MAX_LIST}"),
             format!("MODES={MAX_MODES}"),
+            format!("MONITOR={MAX_MONITOR}"),
             format!("NETWORK={}", self.settings.network),
             format!("NICKLEN={MAX_NAME}"),
             "PREFIX=(ov)@+".into(),
@@ -898,6 +953,49 @@ impl Session {
         write_message_trailing(out, &[], Some(&self.settings.server), code, &all);
     }
 
+    /// `:server CODE client :a,b,c`, as many lines as the items need.
+    /// A member's prefix in NAMES and WHO: the highest one, or all of them
+    /// with `multi-prefix`.
+    fn prefixes(&self, op: bool, voice: bool) -> &'static str {
+        match (op, voice) {
+            (true, true) if self.caps.multi_prefix => "@+",
+            (true, _) => "@",
+            (false, true) => "+",
+            (false, false) => "",
+        }
+    }
+
+    /// The flags of a WHO row: here or gone, server operator, channel
+    /// prefixes, bot.
+    fn who_flags(&self, row: &WhoRow) -> String {
+        format!(
+            "{}{}{}{}",
+            if row.away { 'G' } else { 'H' },
+            if row.oper { "*" } else { "" },
+            self.prefixes(row.op, row.voice),
+            if row.bot { "B" } else { "" },
+        )
+    }
+
+    fn write_comma_list(&self, out: &mut Vec<u8>, code: &str, items: &[Arc<str>]) {
+        let used = self.settings.server.len() + self.client().len() + 10;
+        let room = 510usize.saturating_sub(used).max(64);
+        let mut line = String::new();
+        for item in items {
+            if !line.is_empty() && line.len() + 1 + item.len() > room {
+                self.write_numeric(out, code, &[&line]);
+                line.clear();
+            }
+            if !line.is_empty() {
+                line.push(',');
+            }
+            line.push_str(item);
+        }
+        if !line.is_empty() {
+            self.write_numeric(out, code, &[&line]);
+        }
+    }
+
     /// Like [`Session::write_numeric`] without forcing `:` on the last one.
     fn write_numeric_plain(&self, out: &mut Vec<u8>, code: &str, params: &[&str]) {
         let mut all = vec![self.client()];
@@ -912,6 +1010,12 @@ impl Session {
     pub fn wants(&mut self, event: &Event) -> bool {
         match event {
             Event::Msg { msg, .. } => Some(msg.sender) != self.me || self.caps.echo_message,
+            Event::AwayChanged { monitor, .. } => {
+                self.caps.away_notify && (!monitor || self.caps.extended_monitor)
+            }
+            Event::RealName { monitor, .. } => {
+                self.caps.setname && (!monitor || self.caps.extended_monitor)
+            }
             Event::Dm { from, to, .. } => {
                 let me = self.nick.as_deref().unwrap_or("");
                 !from.eq_ignore_ascii_case(me)
@@ -1033,6 +1137,17 @@ impl Session {
             Event::Wallops { mask, text, .. } => {
                 write_message_trailing(out, &[], Some(mask), "WALLOPS", &[text]);
             }
+            Event::AwayChanged {
+                mask,
+                text: Some(text),
+                ..
+            } => write_message_trailing(out, &[], Some(mask), "AWAY", &[text]),
+            Event::AwayChanged {
+                mask, text: None, ..
+            } => write_message(out, &[], Some(mask), "AWAY", &[]),
+            Event::RealName { mask, realname, .. } => {
+                write_message_trailing(out, &[], Some(mask), "SETNAME", &[realname]);
+            }
             Event::Bye { reason } => {
                 let text = format!("Closing Link: {} ({reason})", self.ip);
                 write_message_trailing(out, &[], None, "ERROR", &[&text]);
@@ -1050,6 +1165,9 @@ impl Session {
         if self.caps.message_tags {
             let sep = if tags.is_empty() { "" } else { ";" };
             let _ = write!(tags, "{sep}msgid={id}");
+            if extra.is_some_and(|e| e.bot) {
+                tags.push_str(";bot");
+            }
             if let Some(client) = extra.and_then(|e| e.tags.as_deref()) {
                 let _ = write!(tags, ";{client}");
             }
@@ -1071,24 +1189,25 @@ impl Session {
                 names,
                 ops,
                 voices,
+                masks,
                 secret,
             } => {
                 let head_len = self.settings.server.len() + self.client().len() + room.len() + 20;
                 let symbol = if *secret { "@" } else { "=" };
                 let mut line = String::new();
-                for ((name, op), voice) in names.iter().zip(ops).zip(voices) {
-                    if head_len + line.len() + name.len() + 2 > 510 {
+                for (i, ((name, op), voice)) in names.iter().zip(ops).zip(voices).enumerate() {
+                    let name = match masks.get(i) {
+                        Some(mask) if self.caps.userhost_in_names => mask,
+                        _ => name,
+                    };
+                    if head_len + line.len() + name.len() + 3 > 510 {
                         self.write_numeric(out, "353", &[symbol, room, &line]);
                         line.clear();
                     }
                     if !line.is_empty() {
                         line.push(' ');
                     }
-                    if *op {
-                        line.push('@');
-                    } else if *voice {
-                        line.push('+');
-                    }
+                    line.push_str(self.prefixes(*op, *voice));
                     line.push_str(name);
                 }
                 if !line.is_empty() {
@@ -1191,6 +1310,9 @@ impl Session {
                 if info.registered {
                     self.write_numeric(out, "330", &[name, name, "is logged in as"]);
                 }
+                if info.bot {
+                    self.write_numeric(out, "335", &[name, "is a bot"]);
+                }
                 self.write_numeric(out, "318", &[name, "End of /WHOIS list"]);
             }
             Event::Who { mask, rows } if self.whox.is_some() => {
@@ -1202,18 +1324,7 @@ impl Session {
             Event::Who { mask, rows } => {
                 let server = self.settings.server.clone();
                 for row in rows {
-                    let flags = format!(
-                        "{}{}{}",
-                        if row.away { 'G' } else { 'H' },
-                        if row.oper { "*" } else { "" },
-                        if row.op {
-                            "@"
-                        } else if row.voice {
-                            "+"
-                        } else {
-                            ""
-                        }
-                    );
+                    let flags = self.who_flags(row);
                     let room = row.room.as_deref().unwrap_or("*");
                     let real = format!("0 {}", row.realname);
                     self.write_numeric(
@@ -1320,6 +1431,12 @@ impl Session {
                 }
                 self.write_numeric(out, "369", &[name, "End of WHOWAS"]);
             }
+            Event::MonOnline { masks } => self.write_comma_list(out, "730", masks),
+            Event::MonOffline { names } => self.write_comma_list(out, "731", names),
+            Event::MonList { names } => {
+                self.write_comma_list(out, "732", names);
+                self.write_numeric(out, "733", &["End of MONITOR list"]);
+            }
             shared => {
                 if self.wants(shared) {
                     self.render_shared(shared, out);
@@ -1342,11 +1459,7 @@ impl Session {
                     'i' | 'h' => row.host.to_string(),
                     's' => server.to_string(),
                     'n' => row.name.to_string(),
-                    'f' => format!(
-                        "{}{}",
-                        if row.away { 'G' } else { 'H' },
-                        if row.op { "@" } else { "" }
-                    ),
+                    'f' => self.who_flags(row),
                     'd' | 'l' => "0".into(),
                     'a' if row.registered => row.name.to_string(),
                     'a' => "0".into(),
@@ -1419,7 +1532,7 @@ impl Session {
         self.write_numeric_plain(
             out,
             "004",
-            &[&s.server, &version, "iow", "beIiklmnostv", "beIklov"],
+            &[&s.server, &version, "Biow", "beIiklmnostv", "beIklov"],
         );
         self.isupport(out);
     }
@@ -1457,6 +1570,18 @@ impl Session {
             ("whowas", _) => {
                 self.write_numeric(out, "406", &[arg, "There was no such nickname"]);
                 self.write_numeric(out, "369", &[arg, "End of WHOWAS"]);
+            }
+            ("monitor", C::WatchListFull) => {
+                let limit = MAX_MONITOR.to_string();
+                self.write_numeric(out, "734", &[&limit, arg, "Monitor list is full."]);
+            }
+            ("monitor", C::BadName) => {
+                self.write_numeric(out, "432", &[arg, "Erroneous nickname"]);
+            }
+            ("setname", _) => {
+                let server = self.settings.server.clone();
+                let params = ["SETNAME", "INVALID_REALNAME", "Realname is not valid"];
+                write_message_trailing(out, &[], Some(&server), "FAIL", &params);
             }
             ("nick", C::BadName) => self.write_numeric(out, "432", &[arg, "Erroneous nickname"]),
             ("nick", C::CannotRename) => {
@@ -1530,7 +1655,7 @@ impl Session {
 const KNOWN: &[&str] = &[
     "HELP", "HELPOP", "TAGMSG", "JOIN", "PART", "PRIVMSG", "NOTICE", "TOPIC", "NAMES", "LIST",
     "WHO", "WHOIS", "MODE", "KICK", "AWAY", "MOTD", "LUSERS", "VERSION", "TIME", "USERHOST",
-    "ISON", "INVITE", "INFO", "OPER", "KILL", "WALLOPS", "WHOWAS",
+    "ISON", "INVITE", "INFO", "OPER", "KILL", "WALLOPS", "WHOWAS", "MONITOR", "SETNAME",
 ];
 
 /// Appends `line` with `tag` added to its tags, and `\r\n`.

@@ -213,6 +213,7 @@ fn refusals_render_their_numerics() {
 fn names_mark_voices_and_secret_channels() {
     let mut s = session();
     let members = Event::Members {
+        masks: Vec::new(),
         room: "#c".into(),
         names: vec!["a".into(), "b".into(), "c".into()],
         ops: vec![true, false, false],
