@@ -467,3 +467,43 @@ fn labeled_responses_whox_and_help() {
         [":chat.local 524 plainb nonsense :No help available on this topic"]
     );
 }
+
+#[test]
+fn operators_kill_and_monitor_watchers_hear_it() {
+    let (server, irc) = irc_server(|c| c.core.opers = vec!["boss:s3cret".parse().unwrap()]);
+    let (mut alice, _) = IrcClient::register(irc, "alice", &[]);
+    let (mut carol, _) = IrcClient::register(irc, "carol", &[]);
+
+    // Alice watches bob before he is online, then sees him arrive.
+    let watch = alice.ask("MONITOR + bob");
+    assert!(watch.iter().any(|l| l.contains(" 731 alice :bob")), "{watch:?}");
+    let mut bob = server.login("bob");
+    alice.expect(" 730 alice :bob!bob@127.0.0.1");
+
+    // Not an operator yet: KILL is refused and nobody is disturbed.
+    let refused = carol.ask("KILL bob :spam");
+    assert!(refused.iter().any(|l| command(l) == "481"), "{refused:?}");
+    let wrong = carol.ask("OPER boss nope");
+    assert!(wrong.iter().any(|l| command(l) == "464"), "{wrong:?}");
+    bob.send("/ping still-here");
+    bob.expect("PONG still-here");
+
+    let granted = carol.ask("OPER boss s3cret");
+    assert!(granted.iter().any(|l| command(l) == "381"), "{granted:?}");
+    assert!(
+        granted.iter().any(|l| l.ends_with("MODE carol :+o")),
+        "{granted:?}"
+    );
+    carol.send("KILL bob :spam");
+    let last = bob.read_to_eof();
+    assert!(
+        last.iter().any(|l| l.starts_with("BYE :Killed (carol (spam))")),
+        "{last:?}"
+    );
+    alice.expect(" 731 alice :bob");
+    // WHOWAS remembers him; the others carry on.
+    let was = carol.ask("WHOWAS bob");
+    assert!(was.iter().any(|l| command(l) == "314"), "{was:?}");
+    let list = alice.ask("MONITOR L");
+    assert!(list.iter().any(|l| l.contains(" 732 alice :bob")), "{list:?}");
+}
