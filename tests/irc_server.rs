@@ -476,7 +476,10 @@ fn operators_kill_and_monitor_watchers_hear_it() {
 
     // Alice watches bob before he is online, then sees him arrive.
     let watch = alice.ask("MONITOR + bob");
-    assert!(watch.iter().any(|l| l.contains(" 731 alice :bob")), "{watch:?}");
+    assert!(
+        watch.iter().any(|l| l.contains(" 731 alice :bob")),
+        "{watch:?}"
+    );
     let mut bob = server.login("bob");
     alice.expect(" 730 alice :bob!bob@127.0.0.1");
 
@@ -497,7 +500,8 @@ fn operators_kill_and_monitor_watchers_hear_it() {
     carol.send("KILL bob :spam");
     let last = bob.read_to_eof();
     assert!(
-        last.iter().any(|l| l.starts_with("BYE :Killed (carol (spam))")),
+        last.iter()
+            .any(|l| l.starts_with("BYE :Killed (carol (spam))")),
         "{last:?}"
     );
     alice.expect(" 731 alice :bob");
@@ -505,5 +509,8 @@ fn operators_kill_and_monitor_watchers_hear_it() {
     let was = carol.ask("WHOWAS bob");
     assert!(was.iter().any(|l| command(l) == "314"), "{was:?}");
     let list = alice.ask("MONITOR L");
-    assert!(list.iter().any(|l| l.contains(" 732 alice :bob")), "{list:?}");
+    assert!(
+        list.iter().any(|l| l.contains(" 732 alice :bob")),
+        "{list:?}"
+    );
 }
