@@ -14,9 +14,12 @@ use std::fmt;
 use std::fs;
 use std::io::{self, Read};
 use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
 
+use log::{debug, error, info, warn};
 use rusqlite::{
     Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior, params,
 };
@@ -221,7 +224,7 @@ impl Store {
         let mode: String =
             conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
         if path != MEMORY && !mode.eq_ignore_ascii_case("wal") {
-            log::warn!("database {path}: journal mode is {mode}, not WAL");
+            warn!("database {path}: journal mode is {mode}, not WAL");
         }
         conn.pragma_update(None, "synchronous", sync_pragma(sync))?;
         conn.pragma_update(None, "foreign_keys", false)?;
@@ -307,6 +310,141 @@ impl Store {
         }
         tx.commit()?;
         Ok(())
+    }
+}
+
+/// A failed commit is tried again after this long, doubling up to
+/// [`COMMIT_RETRY_MAX`].
+const COMMIT_RETRY_MIN: Duration = Duration::from_millis(10);
+const COMMIT_RETRY_MAX: Duration = Duration::from_secs(1);
+
+/// While the server stops, a failing commit is retried for this long before
+/// its records are given up (the shutdown grace period).
+const CLOSING_RETRY_FOR: Duration = Duration::from_secs(3);
+
+/// A commit slower than this is logged.
+const SLOW_COMMIT: Duration = Duration::from_millis(50);
+
+/// The database on its own thread, so the event loop never waits for the
+/// disk (or for a file another process has locked).
+///
+/// The loop hands over one batch of records at a time ([`Committer::send`])
+/// and keeps working; the thread commits it in one transaction, retrying with
+/// a back-off while that fails, then reports the batch's number back
+/// ([`Committer::durable`]) and wakes the loop through its `mio::Waker`.
+#[derive(Debug)]
+pub struct Committer {
+    batches: Option<mpsc::SyncSender<(u64, Vec<Record>)>>,
+    done: mpsc::Receiver<u64>,
+    closing: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Committer {
+    /// Moves `store` to a new thread that commits what [`Committer::send`]
+    /// gives it.
+    pub fn spawn(store: Store, waker: Arc<mio::Waker>) -> io::Result<Committer> {
+        // One batch in flight and one waiting is all the loop ever sends.
+        let (batches, inbox) = mpsc::sync_channel::<(u64, Vec<Record>)>(1);
+        let (done_tx, done) = mpsc::channel();
+        let closing = Arc::new(AtomicBool::new(false));
+        let flag = closing.clone();
+        let thread = thread::Builder::new()
+            .name("chatd-store".into())
+            .spawn(move || {
+                let mut store = store;
+                for (seq, records) in inbox {
+                    if !commit_until_done(&mut store, &records, &flag) {
+                        continue;
+                    }
+                    if done_tx.send(seq).is_err() {
+                        return;
+                    }
+                    if let Err(e) = waker.wake() {
+                        error!("store thread cannot wake the event loop: {e}");
+                    }
+                }
+            })?;
+        Ok(Committer {
+            batches: Some(batches),
+            done,
+            closing,
+            thread: Some(thread),
+        })
+    }
+
+    /// Hands batch `seq` to the thread. The caller sends the next one only
+    /// after [`Committer::durable`] has reported this one, so this does not
+    /// wait.
+    pub fn send(&self, seq: u64, records: Vec<Record>) {
+        if let Some(batches) = &self.batches
+            && batches.send((seq, records)).is_err()
+        {
+            error!("the store thread is gone: records lost");
+        }
+    }
+
+    /// The highest batch number committed since the last call, if any.
+    pub fn durable(&self) -> Option<u64> {
+        self.done.try_iter().max()
+    }
+
+    /// Commits `last` (the records not sent yet), then stops the thread once
+    /// everything sent is durable, or a failing commit has been retried for
+    /// the shutdown grace period.
+    pub fn finish(mut self, last: Vec<Record>) {
+        self.closing.store(true, Ordering::SeqCst);
+        if !last.is_empty() {
+            self.send(u64::MAX, last);
+        }
+        self.batches = None;
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            error!("the store thread panicked");
+        }
+    }
+}
+
+/// Commits `records`, retrying with a back-off while that fails; false if
+/// they were given up (only while the server stops).
+fn commit_until_done(store: &mut Store, records: &[Record], closing: &AtomicBool) -> bool {
+    let mut backoff = COMMIT_RETRY_MIN;
+    let mut failed_at: Option<Instant> = None;
+    loop {
+        let start = Instant::now();
+        match store.commit(records) {
+            Ok(()) => {
+                let took = start.elapsed();
+                if took > SLOW_COMMIT {
+                    warn!("database commit of {} records took {took:?}", records.len());
+                }
+                if failed_at.is_some() {
+                    info!("database commit works again: delivering and reading resume");
+                }
+                return true;
+            }
+            Err(e) => {
+                let first = *failed_at.get_or_insert(start);
+                if first == start {
+                    error!(
+                        "database commit of {} records failed: {e}; holding deliveries and input until it works",
+                        records.len()
+                    );
+                } else {
+                    debug!("database commit still failing: {e}");
+                }
+                if closing.load(Ordering::SeqCst) && first.elapsed() >= CLOSING_RETRY_FOR {
+                    error!(
+                        "stopping with {} records the database did not take",
+                        records.len()
+                    );
+                    return false;
+                }
+                thread::sleep(backoff);
+                backoff = (backoff * 2).min(COMMIT_RETRY_MAX);
+            }
+        }
     }
 }
 

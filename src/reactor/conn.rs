@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use mio::net::TcpStream;
 
-use super::queue::WriteQueue;
+use super::queue::{Gates, WriteQueue};
 use super::rate::Bucket;
 use crate::core::ConnId;
 use crate::dialect::Session;
@@ -28,6 +28,10 @@ pub(crate) struct Connection {
     pub(crate) framer: LineBuffer,
     /// Bytes waiting for the socket.
     pub(crate) queue: WriteQueue,
+    /// Which of those bytes wait for a database commit.
+    pub(crate) gates: Gates,
+    /// Listed in the server's `held` (some bytes wait for a commit).
+    pub(crate) held_listed: bool,
     /// No more input is handled; the connection closes once its queue is
     /// flushed (or its close deadline passes).
     pub(crate) closing: bool,
@@ -35,7 +39,7 @@ pub(crate) struct Connection {
     pub(crate) wants_writable: bool,
     /// Listed for a flush at the end of this loop iteration.
     pub(crate) dirty: bool,
-    /// Listed to be read once the database works again.
+    /// Listed to be read once the database catches up.
     pub(crate) read_paused: bool,
     /// Bytes held while the dialect groups one command's replies.
     pub(crate) group: Option<Vec<u8>>,
@@ -70,6 +74,8 @@ impl Connection {
             last_input: now,
             ping_sent: false,
             queue: WriteQueue::default(),
+            gates: Gates::default(),
+            held_listed: false,
             closing: false,
             wants_writable: false,
             dirty: false,

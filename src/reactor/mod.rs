@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use log::{debug, error, info, warn};
+use log::{debug, info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use signal_hook_mio::v1_0::Signals;
@@ -38,8 +38,9 @@ use crate::auth::{AuthError, AuthPool};
 use crate::config::{MAX_HISTORY_REQUEST, ServerConfig};
 use crate::core::{Action, Chat, ConnId, Event, Record, Timestamp};
 use crate::dialect::{Dialect, Input, Session, irc};
-use crate::store::{Store, StoreError};
+use crate::store::{Committer, Store, StoreError};
 use conn::Connection;
+use queue::Flushed;
 use stats::Stats;
 use timers::{Timer, Timers};
 
@@ -53,9 +54,9 @@ const READ_CHUNK: usize = 64 * 1024;
 const READS_PER_TURN: usize = 8;
 /// Connections accepted per listener per iteration before others get a turn.
 const ACCEPTS_PER_TURN: usize = 256;
-/// First and longest wait before retrying a failed database commit.
-const COMMIT_RETRY_MIN: Duration = Duration::from_millis(10);
-const COMMIT_RETRY_MAX: Duration = Duration::from_secs(1);
+/// Records that may pile up while a commit is under way; past this, input
+/// waits for the database (a slow or failing disk must not grow memory).
+const MAX_RECORDS_WAITING: usize = 16 * 1024;
 /// How long to stop accepting after running out of file descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -173,17 +174,21 @@ pub struct Server {
     signals: Option<SignalSource>,
     /// Set once shutdown began: when to give up flushing.
     shutdown_deadline: Option<Instant>,
-    /// The database.
-    store: Store,
-    /// Records of this iteration, committed in one transaction before any
-    /// of its bytes are written.
+    /// The database, on its own thread.
+    committer: Option<Committer>,
+    /// Records not handed to the database yet (the batch being filled).
     records: Vec<Record>,
+    /// Number of the batch being filled; batches are committed in order.
+    filling: u64,
+    /// The batch being committed, if any (at most one at a time).
+    committing: Option<u64>,
+    /// Every batch up to this one is durable.
+    durable: u64,
+    /// Slab keys whose queues hold bytes back until a commit.
+    held: Vec<usize>,
     /// Password workers.
     auth: AuthPool,
-    /// Set while commits fail: when to try again, and the current back-off.
-    /// Meanwhile no byte is written and no input is read.
-    store_retry: Option<(Instant, Duration)>,
-    /// Connections whose input waits for the database to work again.
+    /// Connections whose input waits for the database to catch up.
     paused: Vec<usize>,
     /// Live connections by address, for `--max-per-ip`.
     per_ip: HashMap<IpAddr, usize>,
@@ -222,6 +227,7 @@ impl Server {
         store.commit(&records).map_err(StartError::Store)?;
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let committer = Committer::spawn(store, waker.clone())?;
         let auth = AuthPool::new(
             config.auth_threads,
             config.argon2_memory_kib,
@@ -278,10 +284,13 @@ impl Server {
             waker,
             signals: None,
             shutdown_deadline: None,
-            store,
+            committer: Some(committer),
             records: Vec::new(),
+            filling: 1,
+            committing: None,
+            durable: 0,
+            held: Vec::new(),
             auth,
-            store_retry: None,
             paused: Vec::new(),
             per_ip: HashMap::new(),
             stats: Stats::new(Instant::now()),
@@ -339,6 +348,7 @@ impl Server {
             for event in events.iter() {
                 match event.token() {
                     WAKER => {
+                        self.commits_finished();
                         self.auth_finished();
                         if self.stop.load(Ordering::SeqCst) {
                             self.begin_shutdown("asked to stop");
@@ -354,27 +364,23 @@ impl Server {
                             self.begin_shutdown(&format!("signal {sig}"));
                         }
                     }
-                    Token(key) => self.ready(key, event.is_writable()),
+                    Token(key) => self.ready(key, event),
                 }
             }
             for key in std::mem::take(&mut self.read_again) {
-                self.read_conn(key);
+                self.read_conn(key, false);
             }
             self.fire_timers();
             self.apply_actions();
             self.flush_dirty();
             if let Some(deadline) = self.shutdown_deadline {
                 if self.conns == 0 {
+                    self.finish_store();
                     info!("stopped");
                     return Ok(());
                 }
                 if Instant::now() >= deadline {
-                    if !self.records.is_empty() {
-                        error!(
-                            "stopping with {} records the database did not take",
-                            self.records.len()
-                        );
-                    }
+                    self.finish_store();
                     info!(
                         "stopped; {} connections had not flushed in time",
                         self.conns
@@ -386,16 +392,18 @@ impl Server {
     }
 
     /// Handles readiness of slab slot `key`.
-    fn ready(&mut self, key: usize, writable: bool) {
+    fn ready(&mut self, key: usize, event: &mio::event::Event) {
         match self.slab.get_mut(key) {
             Some(Entry::Listener(..)) => self.accept(key),
             Some(Entry::Conn(c)) => {
-                if writable {
+                if event.is_writable() {
                     mark_dirty(&mut self.dirty, key, c);
                 }
                 // Readable, read-closed and error events all end in a read,
                 // which tells which it was; a spurious one reads WouldBlock.
-                self.read_conn(key);
+                let fresh_edge =
+                    event.is_readable() && !event.is_read_closed() && !event.is_error();
+                self.read_conn(key, fresh_edge);
             }
             None => {}
         }
@@ -426,8 +434,6 @@ impl Server {
                     }
                 }
                 Timer::Ping(id) => self.check_idle(id, now),
-                // Only wakes the loop: the commit is retried before the flush.
-                Timer::RetryCommit => {}
                 Timer::ResumeAccept => {
                     self.accept_paused = false;
                     for key in self.listener_keys() {

@@ -134,35 +134,47 @@ impl Server {
         }
     }
 
-    /// Writes every queue touched this iteration; registers for writable
-    /// only those that could not be emptied.
+    /// Hands this iteration's records to the database, then writes every
+    /// listed queue as far as the commits allow.
     pub(super) fn flush_dirty(&mut self) {
-        // Durable first: nothing a client receives can be lost by a crash.
-        if !self.commit() {
-            return;
-        }
+        self.start_commit();
+        let need = self.needed_batch();
         for key in std::mem::take(&mut self.dirty) {
             let Some(Entry::Conn(c)) = self.slab.get_mut(key) else {
                 continue;
             };
             c.dirty = false;
+            // Durable first: nothing a client receives can be lost by a
+            // crash. Bytes queued since the last flush wait for the newest
+            // batch with records in it.
+            if need > self.durable {
+                c.gates.hold(c.queue.end(), need);
+            }
+            let limit = c.gates.limit(self.durable);
+            if c.gates.holding() && !c.held_listed {
+                c.held_listed = true;
+                self.held.push(key);
+            }
             let before = c.queue.len();
-            let written = c.queue.write_to(&mut c.socket);
+            let written = c.queue.write_up_to(&mut c.socket, limit);
             self.stats.bytes_out += (before - c.queue.len()) as u64;
             match written {
-                Ok(true) if c.closing => {
+                Ok(Flushed::All) if c.closing => {
                     // Drain what the peer sent, so closing sends FIN, not RST.
                     let _ = input::drain_input(&mut c.socket, &mut self.scratch);
                     let reason = c.close_reason;
                     self.remove_conn(key, reason);
                 }
-                Ok(false) if c.queue.len() > self.config.sendq && !c.closing => {
+                // Waiting for the database is not the client's fault.
+                Ok(Flushed::Held) => {}
+                Ok(Flushed::SocketFull) if c.queue.len() > self.config.sendq && !c.closing => {
                     // Judged after writing: a client that reads keeps up even
                     // when one iteration queued more than its sendq.
                     warn!("conn {} dropped: sendq exceeded", c.id.0 >> 32);
                     self.drop_conn(key, "sendq exceeded");
                 }
-                Ok(drained) => {
+                Ok(flushed) => {
+                    let drained = flushed == Flushed::All;
                     if drained == c.wants_writable {
                         let interest = if drained {
                             Interest::READABLE
@@ -193,57 +205,67 @@ impl Server {
         }
     }
 
-    /// Commits this iteration's records in one transaction; true once
-    /// everything is durable and the sockets may be written.
-    ///
-    /// A failed commit keeps its records and is retried with a growing
-    /// back-off; until one succeeds nothing is delivered and no input is read,
-    /// so no client ever sees what a crash could lose, and memory stays bounded.
-    pub(super) fn commit(&mut self) -> bool {
-        if self.records.is_empty() {
-            return true;
+    /// The batch that bytes queued now must wait for: the newest one with
+    /// records in it (none: `durable`, nothing to wait for).
+    fn needed_batch(&self) -> u64 {
+        if !self.records.is_empty() {
+            self.filling
+        } else {
+            self.committing.unwrap_or(self.durable)
         }
-        let now = Instant::now();
-        if self.store_retry.is_some_and(|(at, _)| now < at) {
-            return false;
+    }
+
+    /// Sends the batch being filled to the database thread, unless one is
+    /// still being committed (then it goes as soon as that one is durable).
+    fn start_commit(&mut self) {
+        if self.committing.is_some() || self.records.is_empty() {
+            return;
         }
-        match self.store.commit(&self.records) {
-            Ok(()) => {
-                let took = now.elapsed();
-                if took > Duration::from_millis(50) {
-                    warn!(
-                        "database commit of {} records took {took:?}",
-                        self.records.len()
-                    );
-                }
-                if self.store_retry.take().is_some() {
-                    info!("database commit works again: delivering and reading resume");
-                    for key in std::mem::take(&mut self.paused) {
-                        if let Some(Entry::Conn(c)) = self.slab.get_mut(key) {
-                            c.read_paused = false;
-                            self.read_again.push(key);
-                        }
-                    }
-                }
-                self.records.clear();
-                true
+        let Some(committer) = &self.committer else {
+            return;
+        };
+        let seq = self.filling;
+        committer.send(seq, std::mem::take(&mut self.records));
+        self.committing = Some(seq);
+        self.filling += 1;
+    }
+
+    /// The database thread reported durable batches: queues held back for
+    /// them are written, the next batch goes, and input held while records
+    /// piled up is read again.
+    pub(super) fn commits_finished(&mut self) {
+        let Some(seq) = self.committer.as_ref().and_then(Committer::durable) else {
+            return;
+        };
+        self.durable = self.durable.max(seq);
+        if self.committing.is_some_and(|c| c <= seq) {
+            self.committing = None;
+        }
+        for key in std::mem::take(&mut self.held) {
+            if let Some(Entry::Conn(c)) = self.slab.get_mut(key) {
+                c.held_listed = false;
+                mark_dirty(&mut self.dirty, key, c);
             }
-            Err(e) => {
-                let backoff = self
-                    .store_retry
-                    .map_or(COMMIT_RETRY_MIN, |(_, b)| (b * 2).min(COMMIT_RETRY_MAX));
-                if self.store_retry.is_none() {
-                    error!(
-                        "database commit of {} records failed: {e}; holding deliveries and input until it works",
-                        self.records.len()
-                    );
-                } else {
-                    debug!("database commit still failing: {e}");
-                }
-                self.store_retry = Some((now + backoff, backoff));
-                self.timers.add(now + backoff, Timer::RetryCommit);
-                false
+        }
+        for key in std::mem::take(&mut self.paused) {
+            if let Some(Entry::Conn(c)) = self.slab.get_mut(key) {
+                c.read_paused = false;
+                self.read_again.push(key);
             }
+        }
+        self.flush_dirty();
+    }
+
+    /// Whether input should wait: records pile up behind a slow commit.
+    pub(super) fn store_behind(&self) -> bool {
+        self.committing.is_some() && self.records.len() >= MAX_RECORDS_WAITING
+    }
+
+    /// At shutdown: the records not sent yet are committed and the database
+    /// thread stops (after the shutdown grace period if commits fail).
+    pub(super) fn finish_store(&mut self) {
+        if let Some(committer) = self.committer.take() {
+            committer.finish(std::mem::take(&mut self.records));
         }
     }
 

@@ -4,6 +4,10 @@
 //! Lines for one recipient are rendered straight into an owned tail buffer;
 //! a line for many recipients is rendered once and shared ([`Arc`]) by every
 //! queue it goes to. Flushing hands the socket many chunks per `writev`.
+//!
+//! Bytes that follow a database record may not reach the socket before the
+//! record is durable: [`Gates`] remember, per connection, up to which byte
+//! each pending commit holds the queue back.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
@@ -37,6 +41,19 @@ pub(crate) struct WriteQueue {
     head: usize,
     /// Bytes queued and not yet written.
     len: usize,
+    /// Bytes written since the queue was made.
+    written: u64,
+}
+
+/// How a flush ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flushed {
+    /// Everything queued was written.
+    All,
+    /// The socket would block.
+    SocketFull,
+    /// The rest waits for a database commit.
+    Held,
 }
 
 impl WriteQueue {
@@ -48,6 +65,11 @@ impl WriteQueue {
     /// Nothing waiting.
     pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Bytes ever queued: the position right after the last queued byte.
+    pub(crate) fn end(&self) -> u64 {
+        self.written + self.len as u64
     }
 
     /// Lets `render` append bytes for this connection alone.
@@ -72,29 +94,54 @@ impl WriteQueue {
 
     /// Writes until the queue is empty (`Ok(true)`) or the socket would block
     /// (`Ok(false)`).
+    #[cfg(test)]
     pub(crate) fn write_to(&mut self, w: &mut impl Write) -> io::Result<bool> {
+        Ok(self.write_up_to(w, None)? == Flushed::All)
+    }
+
+    /// Writes what the queue holds before position `limit` (everything if
+    /// `None`; see [`WriteQueue::end`]).
+    pub(crate) fn write_up_to(
+        &mut self,
+        w: &mut impl Write,
+        limit: Option<u64>,
+    ) -> io::Result<Flushed> {
         while !self.is_empty() {
+            let allowed = limit.map_or(self.len, |l| {
+                usize::try_from(l.saturating_sub(self.written))
+                    .map_or(self.len, |a| a.min(self.len))
+            });
+            if allowed == 0 {
+                return Ok(Flushed::Held);
+            }
             let mut slices = [IoSlice::new(&[]); MAX_IOV];
-            let mut n = 0;
+            let (mut n, mut total) = (0, 0);
             for (i, chunk) in self.chunks.iter().take(MAX_IOV).enumerate() {
                 let bytes = chunk.bytes();
-                slices[i] = IoSlice::new(if i == 0 { &bytes[self.head..] } else { bytes });
+                let bytes = if i == 0 { &bytes[self.head..] } else { bytes };
+                let bytes = &bytes[..bytes.len().min(allowed - total)];
+                slices[i] = IoSlice::new(bytes);
                 n += 1;
+                total += bytes.len();
+                if total == allowed {
+                    break;
+                }
             }
             match w.write_vectored(&slices[..n]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(written) => self.consume(written),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Flushed::SocketFull),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
-        Ok(true)
+        Ok(Flushed::All)
     }
 
     /// Forgets `n` written bytes.
     fn consume(&mut self, mut n: usize) {
         self.len -= n;
+        self.written += n as u64;
         while n > 0 {
             let Some(front) = self.chunks.front() else {
                 break;
@@ -112,6 +159,47 @@ impl WriteQueue {
             // An idle connection keeps no buffers.
             self.chunks = VecDeque::new();
         }
+    }
+}
+
+/// Up to where a connection's queue waits for database commits: each gate
+/// says "the bytes before position `end` need batch `seq` durable". Gates
+/// only grow (positions and batch numbers), and at most two batches are
+/// pending at once (one committing, one filling), so two gates suffice.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Gates {
+    gates: [Option<(u64, u64)>; 2],
+    /// Everything before this position is free to write.
+    released: u64,
+}
+
+impl Gates {
+    /// The bytes before `end` need batch `seq`.
+    pub(crate) fn hold(&mut self, end: u64, seq: u64) {
+        match &mut self.gates {
+            [_, Some(last)] | [Some(last), None] if last.1 == seq => last.0 = end,
+            [slot @ None, None] | [Some(_), slot @ None] => *slot = Some((end, seq)),
+            // More batches than expected: hold the whole queue for the newest.
+            [_, Some(last)] => *last = (end, seq.max(last.1)),
+        }
+    }
+
+    /// Whether some bytes wait for a commit.
+    pub(crate) fn holding(&self) -> bool {
+        self.gates[0].is_some()
+    }
+
+    /// Batches up to `durable` are committed: the position before which
+    /// bytes may be written (`None`: all of them).
+    pub(crate) fn limit(&mut self, durable: u64) -> Option<u64> {
+        while let Some((end, seq)) = self.gates[0] {
+            if seq > durable {
+                return Some(self.released);
+            }
+            self.released = end;
+            self.gates = [self.gates[1], None];
+        }
+        None
     }
 }
 
@@ -169,5 +257,48 @@ mod tests {
             q.render_with(|b| b.extend_from_slice(b"hello\n"));
         }
         assert_eq!(q.chunks.len(), 1);
+    }
+
+    #[test]
+    fn gates_hold_bytes_until_their_batch_is_durable() {
+        let mut q = WriteQueue::default();
+        let mut gates = Gates::default();
+        q.render_with(|b| b.extend_from_slice(b"free\n"));
+        q.render_with(|b| b.extend_from_slice(b"needs 1\n"));
+        gates.hold(q.end(), 1);
+        q.push_shared(Arc::from(&b"needs 2\n"[..]));
+        gates.hold(q.end(), 2);
+        let mut w = Trickle {
+            got: Vec::new(),
+            step: 100,
+            budget: 1000,
+        };
+        // Nothing durable: nothing at all may go (the free line was queued
+        // before the first gate, which covers everything before its end).
+        let limit = gates.limit(0);
+        assert_eq!(limit, Some(0));
+        assert_eq!(q.write_up_to(&mut w, limit).unwrap(), Flushed::Held);
+        assert!(w.got.is_empty());
+        // Batch 1 durable: up to its gate.
+        let limit = gates.limit(1);
+        assert_eq!(q.write_up_to(&mut w, limit).unwrap(), Flushed::Held);
+        assert_eq!(w.got, b"free\nneeds 1\n");
+        assert!(gates.holding());
+        // Batch 2 durable: the rest.
+        assert_eq!(gates.limit(2), None);
+        assert_eq!(q.write_up_to(&mut w, None).unwrap(), Flushed::All);
+        assert_eq!(w.got, b"free\nneeds 1\nneeds 2\n");
+        assert!(!gates.holding());
+    }
+
+    #[test]
+    fn gates_stay_bounded() {
+        let mut gates = Gates::default();
+        for seq in 1..100 {
+            gates.hold(seq * 10, seq);
+            gates.hold(seq * 10 + 5, seq);
+        }
+        assert_eq!(gates.limit(50), Some(15));
+        assert_eq!(gates.limit(99), None);
     }
 }

@@ -14,8 +14,6 @@ pub(crate) enum Timer {
     CloseDeadline(ConnId),
     /// Try accepting again after running out of file descriptors.
     ResumeAccept,
-    /// Try the failed database commit again.
-    RetryCommit,
     /// A connection slowed down by flood control may be read again.
     Resume(ConnId),
     /// A connection that has not logged in by now is closed.
