@@ -119,7 +119,12 @@ impl Session {
     /// client's own messages unless it asked for `echo-message`).
     pub fn wants(&mut self, event: &Event) -> bool {
         match self {
-            Session::Line => true,
+            // A tag-only message (IRC `TAGMSG`: typing notices, reactions)
+            // carries no text a line user could read.
+            Session::Line => !matches!(
+                event,
+                Event::Msg { extra: Some(e), .. } | Event::Dm { extra: Some(e), .. } if e.tag_only
+            ),
             Session::Irc(s) => s.wants(event),
         }
     }
@@ -149,5 +154,40 @@ impl Session {
             Session::Line => None,
             Session::Irc(s) => Some(s.ping()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::core::{Extra, Message, MsgId, RoomId, Timestamp, UserId};
+
+    fn msg(extra: Option<Extra>) -> Event {
+        Event::Msg {
+            room: "#a".into(),
+            msg: Arc::new(Message {
+                id: MsgId(1),
+                sender: UserId(1),
+                sender_name: "bob".into(),
+                sender_mask: "bob!bob@host".into(),
+                room: RoomId(1),
+                at: Timestamp(0),
+                text: "".into(),
+            }),
+            extra: extra.map(Arc::new),
+        }
+    }
+
+    #[test]
+    fn line_users_get_no_tag_only_messages() {
+        let tag_only = Extra {
+            tag_only: true,
+            ..Extra::default()
+        };
+        let mut line = Session::Line;
+        assert!(!line.wants(&msg(Some(tag_only))));
+        assert!(line.wants(&msg(None)));
     }
 }
