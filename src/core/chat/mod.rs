@@ -770,6 +770,7 @@ impl Chat {
             }
             Command::Topic { room, text: None } => {
                 let id = self.find_visible(user, &room)?;
+                self.check_visible(user, id)?;
                 self.send_topic(conn, id, out);
             }
             Command::Topic {
@@ -838,6 +839,7 @@ impl Chat {
             }
             Command::History { room, count } => {
                 let id = self.find_room(&room)?;
+                self.check_visible(user, id)?;
                 let count = count
                     .unwrap_or(self.config.join_history)
                     .min(MAX_HISTORY_REQUEST);

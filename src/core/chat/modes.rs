@@ -303,6 +303,15 @@ impl Chat {
         Ok(())
     }
 
+    /// A secret room shows its topic and history to members only.
+    pub(super) fn check_visible(&self, user: UserId, id: RoomId) -> Result<(), Error> {
+        let r = &self.rooms[&id];
+        if r.modes.secret && !r.members.contains_key(&user) {
+            return Err(Error::new(ErrorCode::NotInRoom).about(r.name.clone()));
+        }
+        Ok(())
+    }
+
     /// A ban matches `user` and no ban exception does.
     fn banned(&self, user: UserId, r: &Room) -> bool {
         self.matches(user, &r.modes.bans) && !self.matches(user, &r.modes.excepts)
@@ -950,6 +959,21 @@ mod tests {
             panic!("{out:?}");
         };
         assert_eq!(info.rooms, [("#open".into(), true)]);
+
+        for cmd in [
+            Command::Topic {
+                room: "#r".into(),
+                text: None,
+            },
+            Command::History {
+                room: "#r".into(),
+                count: None,
+            },
+        ] {
+            let name = cmd.name();
+            let out = run(&mut chat, 2, cmd);
+            assert_eq!(errors(&out, 2), [(ErrorCode::NotInRoom, "#r".into(), name)]);
+        }
 
         join(&mut chat, 2, "#r", None);
         assert_eq!(listed(&mut chat, 2), ["#r", "#open"]);
