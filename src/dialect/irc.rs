@@ -546,6 +546,11 @@ fn is_line_break(b: u8) -> bool {
 
 /// Writes `text` with every NUL, CR and LF turned into a space.
 fn put_text(out: &mut Vec<u8>, text: &str) {
+    // The common case, checked without branching per byte (it vectorises).
+    if !text.bytes().fold(false, |hit, b| hit | is_line_break(b)) {
+        out.extend_from_slice(text.as_bytes());
+        return;
+    }
     for (i, part) in text.as_bytes().split(|&b| is_line_break(b)).enumerate() {
         if i > 0 {
             out.push(b' ');
@@ -558,7 +563,9 @@ fn put_text(out: &mut Vec<u8>, text: &str) {
 fn is_middle(param: &str) -> bool {
     !param.is_empty()
         && !param.starts_with(':')
-        && !param.bytes().any(|b| b == b' ' || is_line_break(b))
+        && !param
+            .bytes()
+            .fold(false, |hit, b| hit | (b == b' ') | is_line_break(b))
 }
 
 /// The text up to the next space, and the rest from that space on.

@@ -73,7 +73,12 @@ impl Server {
         if let Err(e) = socket.set_nodelay(true) {
             debug!("set_nodelay for {addr}: {e}");
         }
-        if let Some(idle) = self.config.tcp_keepalive {
+        // An IRC client is pinged when idle (`--ping-interval`), which finds
+        // a vanished peer as well: TCP keepalive (five more system calls
+        // per connection) is for the line protocol, which has no PING.
+        let keepalive = session.keepalive().is_some();
+        let pinged = keepalive && self.config.ping_interval.is_some();
+        if let (false, Some(idle)) = (pinged, self.config.tcp_keepalive) {
             keep_alive(&socket, idle, addr);
         }
         if let Err(e) = self
@@ -92,7 +97,6 @@ impl Server {
             .rate
             .filter(|_| !echo)
             .map(|rate| Bucket::new(rate, now));
-        let keepalive = session.keepalive().is_some();
         let mut conn = Connection::new(socket, id, addr, session, bucket, now);
         conn.echo = echo;
         entry.insert(Entry::Conn(conn));
