@@ -177,7 +177,7 @@ pub struct ServerConfig {
     pub close_grace: Duration,
     /// How long shutdown waits for every queue to flush.
     pub shutdown_grace: Duration,
-    /// The database file (`:memory:` for a throwaway one).
+    /// The database file (`:memory:` for a throwaway one, `off` for none).
     pub db: String,
     /// How hard commits try to reach the disk.
     pub sync: SyncMode,
@@ -279,7 +279,7 @@ pub struct Args {
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
     pub sendq: usize,
 
-    /// Database file (SQLite); `:memory:` keeps nothing after the server stops.
+    /// Database file (SQLite); `:memory:` keeps nothing after the server stops; `off`: no database at all.
     #[arg(long, value_name = "PATH", default_value = "chatd.db")]
     pub db: String,
 

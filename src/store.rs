@@ -33,6 +33,11 @@ use crate::core::{
 /// memory and vanishes with the [`Store`] (tests, throwaway servers).
 pub const MEMORY: &str = ":memory:";
 
+/// The `--db` value for no database at all: the server keeps everything in
+/// its own memory only (as IRC daemons do), with no database thread and no
+/// commit to wait for before a delivery. A file named `off` is `./off`.
+pub const OFF: &str = "off";
+
 /// The first 16 bytes of every SQLite database file. Checked before SQLite
 /// sees the file, so a wrong path never gets a journal or a changed header.
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";

@@ -47,9 +47,19 @@ fn logged_in(server: &TestServer, names: &[&str]) -> Vec<Client> {
 
 #[test]
 fn three_clients_see_every_message_in_the_same_total_order() {
+    same_total_order(&server());
+}
+
+/// `--db off`: no database thread and nothing to wait for, the same
+/// deliveries in the same order, and history served from memory.
+#[test]
+fn without_a_database_every_message_arrives_in_order() {
+    same_total_order(&start_server(|c| c.db = chatd::store::OFF.into()));
+}
+
+fn same_total_order(server: &TestServer) {
     const EACH: usize = 6;
-    let server = server();
-    let mut clients = logged_in(&server, &["alice", "bob", "carol"]);
+    let mut clients = logged_in(server, &["alice", "bob", "carol"]);
     // Everyone sends at once, from its own thread, then reads every message.
     let seen: Vec<Vec<Msg>> = thread::scope(|s| {
         let workers: Vec<_> = clients

@@ -59,8 +59,9 @@ impl Server {
                 }
                 Ok(n) if c.echo => {
                     self.stats.bytes_in += n as u64;
+                    let bytes = &self.scratch[..n];
                     c.queue
-                        .render_with(|buf| buf.extend_from_slice(&self.scratch[..n]));
+                        .render_with(&mut self.spares, |buf| buf.extend_from_slice(bytes));
                     self.queued(key);
                     self.apply_actions();
                     if fresh_edge && n < self.scratch.len() {

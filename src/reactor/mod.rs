@@ -31,6 +31,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use log::{debug, info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
+use queue::Spares;
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
@@ -38,7 +39,7 @@ use crate::auth::{AuthError, AuthPool};
 use crate::config::{MAX_HISTORY_REQUEST, ServerConfig};
 use crate::core::{Action, Chat, ConnId, Event, Record, Timestamp};
 use crate::dialect::{Dialect, Input, Session, irc};
-use crate::store::{Committer, Store, StoreError};
+use crate::store::{self, Committer, Store, StoreError};
 use conn::Connection;
 use queue::Flushed;
 use stats::Stats;
@@ -161,6 +162,10 @@ pub struct Server {
     scratch: Box<[u8]>,
     /// Actions from the core not applied yet (reused between iterations).
     actions: Vec<Action>,
+    /// Emptied write buffers, reused by every queue.
+    spares: Spares,
+    /// Where a fanned-out event is rendered before it is shared.
+    render_buf: Vec<u8>,
     /// Slab keys whose queues need a flush this iteration.
     dirty: Vec<usize>,
     /// Slab keys with input still unread after their turn.
@@ -202,7 +207,9 @@ impl Server {
     /// Binds every listen address of `config`. Nothing is accepted until
     /// [`Server::run`].
     pub fn bind(config: ServerConfig) -> Result<Server, StartError> {
-        let mut store = Store::open(&config.db, config.sync).map_err(StartError::Store)?;
+        let off = config.db == store::OFF;
+        let path = if off { store::MEMORY } else { &config.db };
+        let mut store = Store::open(path, config.sync).map_err(StartError::Store)?;
         // The in-memory ring is the durable history's recent part, and serves
         // every /history request (at most MAX_HISTORY_REQUEST).
         let history = config.core.history_len.max(MAX_HISTORY_REQUEST);
@@ -227,7 +234,11 @@ impl Server {
         store.commit(&records).map_err(StartError::Store)?;
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let committer = Committer::spawn(store, waker.clone())?;
+        let committer = if off {
+            None
+        } else {
+            Some(Committer::spawn(store, waker.clone())?)
+        };
         let auth = AuthPool::new(
             config.auth_threads,
             config.argon2_memory_kib,
@@ -275,6 +286,8 @@ impl Server {
             conns: 0,
             scratch: vec![0; READ_CHUNK].into_boxed_slice(),
             actions: Vec::new(),
+            spares: Spares::default(),
+            render_buf: Vec::new(),
             dirty: Vec::new(),
             read_again: Vec::new(),
             overflow: Vec::new(),
@@ -284,7 +297,7 @@ impl Server {
             waker,
             signals: None,
             shutdown_deadline: None,
-            committer: Some(committer),
+            committer,
             records: Vec::new(),
             filling: 1,
             committing: None,
@@ -367,9 +380,11 @@ impl Server {
                     Token(key) => self.ready(key, event),
                 }
             }
-            for key in std::mem::take(&mut self.read_again) {
+            let mut again = std::mem::take(&mut self.read_again);
+            for &key in &again {
                 self.read_conn(key, false);
             }
+            give_back(&mut self.read_again, std::mem::take(&mut again));
             self.fire_timers();
             self.apply_actions();
             self.flush_dirty();
@@ -520,6 +535,15 @@ impl Server {
         self.timers.add(now + every, Timer::Ping(id));
         let _ = key;
     }
+}
+
+/// Puts a list taken out of the server for a loop back in its field, with
+/// whatever was added to the field meanwhile: the lists the loop walks every
+/// iteration keep their allocation.
+fn give_back<T>(field: &mut Vec<T>, mut taken: Vec<T>) {
+    taken.clear();
+    taken.append(field);
+    *field = taken;
 }
 
 fn conn_mut(slab: &mut Slab<Entry>, id: ConnId) -> Option<(usize, &mut Connection)> {

@@ -6,6 +6,18 @@ use super::*;
 use crate::core::OkReply;
 use crate::dialect::PROFILES;
 
+/// A fanned-out event's bytes for one profile.
+#[derive(Default)]
+enum Rendered {
+    /// Not rendered yet.
+    #[default]
+    No,
+    /// Rendered into the reactor's render buffer and copied to one queue.
+    Copied(std::ops::Range<usize>),
+    /// Shared by the queues of the second recipient on.
+    Shared(Arc<[u8]>),
+}
+
 /// How far past its sendq a queue may grow within one loop iteration, before
 /// the flush has had its chance to write it out.
 const SENDQ_HARD_FACTOR: usize = 8;
@@ -19,16 +31,15 @@ impl Server {
             for action in actions.drain(..) {
                 self.apply(action);
             }
-            // Keep the allocation for the next batch.
-            if self.actions.is_empty() {
-                self.actions = actions;
-            }
-            for id in std::mem::take(&mut self.overflow) {
+            give_back(&mut self.actions, actions);
+            let overflow = std::mem::take(&mut self.overflow);
+            for &id in &overflow {
                 if let Some((key, _)) = conn_mut(&mut self.slab, id) {
                     warn!("conn {} dropped: sendq exceeded", id.0 >> 32);
                     self.drop_conn(key, "sendq exceeded");
                 }
             }
+            give_back(&mut self.overflow, overflow);
         }
     }
 
@@ -45,7 +56,9 @@ impl Server {
                 let session = &mut c.session;
                 match &mut c.group {
                     Some(group) => session.render(&event, group),
-                    None => c.queue.render_with(|buf| session.render(&event, buf)),
+                    None => c
+                        .queue
+                        .render_with(&mut self.spares, |buf| session.render(&event, buf)),
                 }
                 queued(&mut self.dirty, &mut self.overflow, key, c, sendq);
             }
@@ -55,7 +68,9 @@ impl Server {
                 };
                 match &mut c.group {
                     Some(group) => group.extend_from_slice(&bytes),
-                    None => c.queue.render_with(|buf| buf.extend_from_slice(&bytes)),
+                    None => c
+                        .queue
+                        .render_with(&mut self.spares, |buf| buf.extend_from_slice(&bytes)),
                 }
                 queued(&mut self.dirty, &mut self.overflow, key, c, sendq);
             }
@@ -67,13 +82,19 @@ impl Server {
                     c.group.get_or_insert_with(Vec::new);
                 } else if let Some(group) = c.group.take() {
                     let session = &mut c.session;
-                    c.queue.render_with(|buf| session.finish_group(&group, buf));
+                    c.queue
+                        .render_with(&mut self.spares, |buf| session.finish_group(&group, buf));
                     queued(&mut self.dirty, &mut self.overflow, key, c, sendq);
                 }
             }
             Action::Fanout { to, event } => {
-                // Rendered once per profile (dialect and capabilities) in use.
-                let mut rendered: [Option<Arc<[u8]>>; PROFILES] = Default::default();
+                // Rendered once per profile (dialect and capabilities) in
+                // use. The first recipient of a profile gets a copy of the
+                // rendering; a second one makes it shared, so an event for
+                // one recipient (a direct message) allocates nothing.
+                let mut rendered: [Rendered; PROFILES] = Default::default();
+                let buf = &mut self.render_buf;
+                buf.clear();
                 for id in to {
                     let Some((key, c)) = conn_mut(&mut self.slab, id) else {
                         continue;
@@ -82,14 +103,30 @@ impl Server {
                         continue;
                     }
                     let session = &c.session;
-                    let bytes = rendered[session.profile()].get_or_insert_with(|| {
-                        let mut buf = Vec::new();
-                        session.render_shared(&event, &mut buf);
-                        buf.into()
-                    });
-                    match &mut c.group {
-                        Some(group) => group.extend_from_slice(bytes),
-                        None => c.queue.push_shared(bytes.clone()),
+                    let slot = &mut rendered[session.profile()];
+                    let bytes: &[u8] = match slot {
+                        Rendered::No => {
+                            let start = buf.len();
+                            session.render_shared(&event, buf);
+                            *slot = Rendered::Copied(start..buf.len());
+                            &buf[start..]
+                        }
+                        Rendered::Copied(range) => {
+                            let shared: Arc<[u8]> = buf[range.start..range.end].into();
+                            *slot = Rendered::Shared(shared);
+                            &[]
+                        }
+                        Rendered::Shared(_) => &[],
+                    };
+                    match (&mut c.group, slot) {
+                        (Some(group), Rendered::Shared(shared)) => group.extend_from_slice(shared),
+                        (Some(group), _) => group.extend_from_slice(bytes),
+                        (None, Rendered::Shared(shared)) => {
+                            c.queue.push_shared(&mut self.spares, shared.clone())
+                        }
+                        (None, _) => c
+                            .queue
+                            .render_with(&mut self.spares, |b| b.extend_from_slice(bytes)),
                     }
                     queued(&mut self.dirty, &mut self.overflow, key, c, sendq);
                 }
@@ -139,7 +176,8 @@ impl Server {
     pub(super) fn flush_dirty(&mut self) {
         self.start_commit();
         let need = self.needed_batch();
-        for key in std::mem::take(&mut self.dirty) {
+        let dirty = std::mem::take(&mut self.dirty);
+        for &key in &dirty {
             let Some(Entry::Conn(c)) = self.slab.get_mut(key) else {
                 continue;
             };
@@ -156,7 +194,7 @@ impl Server {
                 self.held.push(key);
             }
             let before = c.queue.len();
-            let written = c.queue.write_up_to(&mut c.socket, limit);
+            let written = c.queue.write_up_to(&mut c.socket, limit, &mut self.spares);
             self.stats.bytes_out += (before - c.queue.len()) as u64;
             match written {
                 Ok(Flushed::All) if c.closing => {
@@ -198,6 +236,7 @@ impl Server {
                 }
             }
         }
+        give_back(&mut self.dirty, dirty);
         // Dropping connections may have produced events for others.
         if !self.actions.is_empty() {
             self.apply_actions();
@@ -222,10 +261,16 @@ impl Server {
             return;
         }
         let Some(committer) = &self.committer else {
+            // No database (`--db off`): the batch is "durable" at once.
+            self.records.clear();
+            self.durable = self.filling;
+            self.filling += 1;
             return;
         };
         let seq = self.filling;
-        committer.send(seq, std::mem::take(&mut self.records));
+        // The next batch is likely about as big: room for it in one go.
+        let next = Vec::with_capacity(self.records.len());
+        committer.send(seq, std::mem::replace(&mut self.records, next));
         self.committing = Some(seq);
         self.filling += 1;
     }
@@ -241,12 +286,13 @@ impl Server {
         if self.committing.is_some_and(|c| c <= seq) {
             self.committing = None;
         }
-        for key in std::mem::take(&mut self.held) {
+        for &key in &self.held {
             if let Some(Entry::Conn(c)) = self.slab.get_mut(key) {
                 c.held_listed = false;
                 mark_dirty(&mut self.dirty, key, c);
             }
         }
+        self.held.clear();
         for key in std::mem::take(&mut self.paused) {
             if let Some(Entry::Conn(c)) = self.slab.get_mut(key) {
                 c.read_paused = false;

@@ -17,6 +17,12 @@ use std::sync::Arc;
 const COALESCE: usize = 16 * 1024;
 /// Chunks handed to one `writev` (Linux allows 1024; 64 is plenty per call).
 const MAX_IOV: usize = 64;
+/// Emptied buffers and chunk lists kept for reuse, at most this many each.
+const MAX_SPARES: usize = 1024;
+/// Buffers larger than this go back to the allocator rather than the spares.
+const MAX_SPARE_CAPACITY: usize = 4096;
+/// What a fresh tail buffer starts with: a few chat lines.
+const FIRST_CAPACITY: usize = 512;
 
 #[derive(Debug)]
 enum Chunk {
@@ -29,6 +35,43 @@ impl Chunk {
         match self {
             Chunk::Owned(v) => v,
             Chunk::Shared(b) => b,
+        }
+    }
+}
+
+/// Emptied tail buffers and chunk lists, shared by every queue of the
+/// reactor: an idle connection keeps no buffers, yet a line to one
+/// recipient costs no allocation (a round trip would otherwise take and
+/// free both every time). Bounded by [`MAX_SPARES`] and
+/// [`MAX_SPARE_CAPACITY`].
+#[derive(Debug, Default)]
+pub(crate) struct Spares {
+    bufs: Vec<Vec<u8>>,
+    lists: Vec<VecDeque<Chunk>>,
+}
+
+impl Spares {
+    fn buf(&mut self) -> Vec<u8> {
+        self.bufs
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(FIRST_CAPACITY))
+    }
+
+    fn list(&mut self) -> VecDeque<Chunk> {
+        self.lists.pop().unwrap_or_default()
+    }
+
+    fn give_buf(&mut self, mut buf: Vec<u8>) {
+        if buf.capacity() <= MAX_SPARE_CAPACITY && self.bufs.len() < MAX_SPARES {
+            buf.clear();
+            self.bufs.push(buf);
+        }
+    }
+
+    fn give_list(&mut self, list: VecDeque<Chunk>) {
+        if list.capacity() > 0 && list.capacity() <= 16 && self.lists.len() < MAX_SPARES {
+            debug_assert!(list.is_empty());
+            self.lists.push(list);
         }
     }
 }
@@ -73,9 +116,12 @@ impl WriteQueue {
     }
 
     /// Lets `render` append bytes for this connection alone.
-    pub(crate) fn render_with(&mut self, render: impl FnOnce(&mut Vec<u8>)) {
+    pub(crate) fn render_with(&mut self, spares: &mut Spares, render: impl FnOnce(&mut Vec<u8>)) {
+        if self.chunks.capacity() == 0 {
+            self.chunks = spares.list();
+        }
         if !matches!(self.chunks.back(), Some(Chunk::Owned(v)) if v.len() < COALESCE) {
-            self.chunks.push_back(Chunk::Owned(Vec::new()));
+            self.chunks.push_back(Chunk::Owned(spares.buf()));
         }
         if let Some(Chunk::Owned(buf)) = self.chunks.back_mut() {
             let before = buf.len();
@@ -85,8 +131,11 @@ impl WriteQueue {
     }
 
     /// Queues bytes shared with other connections.
-    pub(crate) fn push_shared(&mut self, bytes: Arc<[u8]>) {
+    pub(crate) fn push_shared(&mut self, spares: &mut Spares, bytes: Arc<[u8]>) {
         if !bytes.is_empty() {
+            if self.chunks.capacity() == 0 {
+                self.chunks = spares.list();
+            }
             self.len += bytes.len();
             self.chunks.push_back(Chunk::Shared(bytes));
         }
@@ -96,7 +145,7 @@ impl WriteQueue {
     /// (`Ok(false)`).
     #[cfg(test)]
     pub(crate) fn write_to(&mut self, w: &mut impl Write) -> io::Result<bool> {
-        Ok(self.write_up_to(w, None)? == Flushed::All)
+        Ok(self.write_up_to(w, None, &mut Spares::default())? == Flushed::All)
     }
 
     /// Writes what the queue holds before position `limit` (everything if
@@ -105,6 +154,7 @@ impl WriteQueue {
         &mut self,
         w: &mut impl Write,
         limit: Option<u64>,
+        spares: &mut Spares,
     ) -> io::Result<Flushed> {
         while !self.is_empty() {
             let allowed = limit.map_or(self.len, |l| {
@@ -129,7 +179,7 @@ impl WriteQueue {
             }
             match w.write_vectored(&slices[..n]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(written) => self.consume(written),
+                Ok(written) => self.consume(written, spares),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Flushed::SocketFull),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
@@ -138,8 +188,8 @@ impl WriteQueue {
         Ok(Flushed::All)
     }
 
-    /// Forgets `n` written bytes.
-    fn consume(&mut self, mut n: usize) {
+    /// Forgets `n` written bytes, handing emptied buffers to `spares`.
+    fn consume(&mut self, mut n: usize, spares: &mut Spares) {
         self.len -= n;
         self.written += n as u64;
         while n > 0 {
@@ -153,11 +203,13 @@ impl WriteQueue {
             }
             n -= left;
             self.head = 0;
-            self.chunks.pop_front();
+            if let Some(Chunk::Owned(buf)) = self.chunks.pop_front() {
+                spares.give_buf(buf);
+            }
         }
         if self.chunks.is_empty() {
             // An idle connection keeps no buffers.
-            self.chunks = VecDeque::new();
+            spares.give_list(std::mem::take(&mut self.chunks));
         }
     }
 }
@@ -232,10 +284,11 @@ mod tests {
     #[test]
     fn keeps_order_across_owned_and_shared_chunks_and_partial_writes() {
         let mut q = WriteQueue::default();
-        q.render_with(|b| b.extend_from_slice(b"one\n"));
-        q.push_shared(Arc::from(&b"two\n"[..]));
-        q.render_with(|b| b.extend_from_slice(b"three\n"));
-        q.render_with(|b| b.extend_from_slice(b"four\n"));
+        let mut spares = Spares::default();
+        q.render_with(&mut spares, |b| b.extend_from_slice(b"one\n"));
+        q.push_shared(&mut spares, Arc::from(&b"two\n"[..]));
+        q.render_with(&mut spares, |b| b.extend_from_slice(b"three\n"));
+        q.render_with(&mut spares, |b| b.extend_from_slice(b"four\n"));
         assert_eq!(q.len(), 19);
         let mut w = Trickle {
             got: Vec::new(),
@@ -253,8 +306,9 @@ mod tests {
     #[test]
     fn coalesces_small_lines_into_one_chunk() {
         let mut q = WriteQueue::default();
+        let mut spares = Spares::default();
         for _ in 0..100 {
-            q.render_with(|b| b.extend_from_slice(b"hello\n"));
+            q.render_with(&mut spares, |b| b.extend_from_slice(b"hello\n"));
         }
         assert_eq!(q.chunks.len(), 1);
     }
@@ -262,11 +316,12 @@ mod tests {
     #[test]
     fn gates_hold_bytes_until_their_batch_is_durable() {
         let mut q = WriteQueue::default();
+        let mut spares = Spares::default();
         let mut gates = Gates::default();
-        q.render_with(|b| b.extend_from_slice(b"free\n"));
-        q.render_with(|b| b.extend_from_slice(b"needs 1\n"));
+        q.render_with(&mut spares, |b| b.extend_from_slice(b"free\n"));
+        q.render_with(&mut spares, |b| b.extend_from_slice(b"needs 1\n"));
         gates.hold(q.end(), 1);
-        q.push_shared(Arc::from(&b"needs 2\n"[..]));
+        q.push_shared(&mut spares, Arc::from(&b"needs 2\n"[..]));
         gates.hold(q.end(), 2);
         let mut w = Trickle {
             got: Vec::new(),
@@ -277,18 +332,60 @@ mod tests {
         // before the first gate, which covers everything before its end).
         let limit = gates.limit(0);
         assert_eq!(limit, Some(0));
-        assert_eq!(q.write_up_to(&mut w, limit).unwrap(), Flushed::Held);
+        assert_eq!(
+            q.write_up_to(&mut w, limit, &mut spares).unwrap(),
+            Flushed::Held
+        );
         assert!(w.got.is_empty());
         // Batch 1 durable: up to its gate.
         let limit = gates.limit(1);
-        assert_eq!(q.write_up_to(&mut w, limit).unwrap(), Flushed::Held);
+        assert_eq!(
+            q.write_up_to(&mut w, limit, &mut spares).unwrap(),
+            Flushed::Held
+        );
         assert_eq!(w.got, b"free\nneeds 1\n");
         assert!(gates.holding());
         // Batch 2 durable: the rest.
         assert_eq!(gates.limit(2), None);
-        assert_eq!(q.write_up_to(&mut w, None).unwrap(), Flushed::All);
+        assert_eq!(
+            q.write_up_to(&mut w, None, &mut spares).unwrap(),
+            Flushed::All
+        );
         assert_eq!(w.got, b"free\nneeds 1\nneeds 2\n");
         assert!(!gates.holding());
+    }
+
+    #[test]
+    fn written_buffers_are_reused_and_idle_queues_hold_none() {
+        let mut spares = Spares::default();
+        let mut q = WriteQueue::default();
+        q.render_with(&mut spares, |b| b.extend_from_slice(b"one\n"));
+        let mut w = Trickle {
+            got: Vec::new(),
+            step: 100,
+            budget: 1000,
+        };
+        assert_eq!(
+            q.write_up_to(&mut w, None, &mut spares).unwrap(),
+            Flushed::All
+        );
+        assert_eq!(q.chunks.capacity(), 0, "an idle queue keeps no list");
+        assert_eq!((spares.bufs.len(), spares.lists.len()), (1, 1));
+        // The next line takes them back instead of allocating.
+        q.render_with(&mut spares, |b| b.extend_from_slice(b"two\n"));
+        assert_eq!((spares.bufs.len(), spares.lists.len()), (0, 0));
+        assert_eq!(
+            q.write_up_to(&mut w, None, &mut spares).unwrap(),
+            Flushed::All
+        );
+        assert_eq!(w.got, b"one\ntwo\n");
+        // Big buffers go back to the allocator; the spares stay bounded.
+        spares.give_buf(Vec::with_capacity(MAX_SPARE_CAPACITY + 1));
+        assert_eq!(spares.bufs.len(), 1);
+        for _ in 0..MAX_SPARES + 10 {
+            spares.give_buf(Vec::with_capacity(8));
+        }
+        assert_eq!(spares.bufs.len(), MAX_SPARES);
     }
 
     #[test]

@@ -465,7 +465,8 @@ impl Chat {
                 text: text.clone(),
             });
         }
-        let mut recipients: Vec<ConnId> = target_conn.into_iter().collect();
+        let mut recipients = Vec::with_capacity(2);
+        recipients.extend(target_conn);
         if target_conn != Some(sender_conn) {
             recipients.push(sender_conn);
         }
