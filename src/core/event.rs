@@ -279,8 +279,8 @@ pub enum Event {
     },
     /// Who is online (the dialect splits long lists).
     Users {
-        /// Names.
-        names: Vec<Arc<str>>,
+        /// The names, separated by single spaces, in login order.
+        names: Arc<str>,
     },
     /// One room of a `/rooms` listing.
     Room {

@@ -254,10 +254,11 @@ fn arb_command() -> impl Strategy<Value = Command> {
         room.clone().prop_map(|room| Command::Switch { room }),
         room.clone().prop_map(|room| say(Some(&room), "t")),
         Just(say(None, "t")),
-        name.prop_map(|to| Command::Msg {
+        name.clone().prop_map(|to| Command::Msg {
             to,
             text: "t".into()
         }),
+        name.prop_map(|name| Command::Nick { name }),
         Just(Command::Broadcast { text: "t".into() }),
         Just(Command::Users),
         Just(Command::Rooms),

@@ -170,7 +170,7 @@ fn render_to(event: &Event, out: &mut Vec<u8>) -> std::io::Result<()> {
             Ok(())
         }
         Event::Users { names } => {
-            write_list(out, "USERS :", names, false);
+            write_name_lines(out, "USERS :", names);
             Ok(())
         }
         Event::Room {
@@ -512,6 +512,29 @@ fn write_list(out: &mut Vec<u8>, head: &str, names: &[Arc<str>], always: bool) {
         line_len += name.len();
     }
     out.push(b'\n');
+}
+
+/// Writes `names` (space-separated) as `head` lines under the line limit,
+/// each line a run of whole names; nothing for an empty list.
+fn write_name_lines(out: &mut Vec<u8>, head: &str, names: &str) {
+    let room = MAX_SERVER_LINE.saturating_sub(head.len()).max(1);
+    let mut rest = names.as_bytes();
+    while !rest.is_empty() {
+        let (line, next) = if rest.len() <= room {
+            (rest, &[][..])
+        } else {
+            // The last space that leaves the line within the limit (names
+            // are at most 32 bytes, so there is one).
+            match rest[..=room].iter().rposition(|&b| b == b' ') {
+                Some(space) => (&rest[..space], &rest[space + 1..]),
+                None => rest.split_at(room),
+            }
+        };
+        out.extend_from_slice(head.as_bytes());
+        out.extend_from_slice(line);
+        out.push(b'\n');
+        rest = next;
+    }
 }
 
 #[cfg(test)]

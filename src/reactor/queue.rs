@@ -18,9 +18,9 @@ const COALESCE: usize = 16 * 1024;
 /// Chunks handed to one `writev` (Linux allows 1024; 64 is plenty per call).
 const MAX_IOV: usize = 64;
 /// Emptied buffers and chunk lists kept for reuse, at most this many each.
-const MAX_SPARES: usize = 1024;
+const MAX_SPARES: usize = 256;
 /// Buffers larger than this go back to the allocator rather than the spares.
-const MAX_SPARE_CAPACITY: usize = 4096;
+const MAX_SPARE_CAPACITY: usize = 2048;
 /// What a fresh tail buffer starts with: a few chat lines.
 const FIRST_CAPACITY: usize = 512;
 

@@ -167,6 +167,7 @@ impl Chat {
         let (ip, irc) = (state.ip, state.irc);
         let key = name.to_ascii_lowercase();
         self.user_names.insert(key.clone(), id);
+        self.online.add(&name);
         self.users.insert(
             id,
             User {

@@ -24,6 +24,7 @@ use crate::config::{
 mod accounts;
 mod modes;
 mod monitor;
+mod online;
 mod opers;
 mod people;
 mod rooms;
@@ -97,6 +98,8 @@ pub struct Chat {
     server_name: Arc<str>,
     conns: HashMap<ConnId, Conn>,
     users: BTreeMap<UserId, User>,
+    /// The logged-in users' names, ready for `/users`.
+    online: online::Online,
     /// Lower-cased name → user, for case-insensitive uniqueness.
     user_names: HashMap<String, UserId>,
     rooms: BTreeMap<RoomId, Room>,
@@ -155,6 +158,7 @@ impl Chat {
             config,
             conns: HashMap::new(),
             users: BTreeMap::new(),
+            online: online::Online::default(),
             user_names: HashMap::new(),
             rooms: BTreeMap::new(),
             room_names: HashMap::new(),
@@ -561,6 +565,20 @@ impl Chat {
                 return Err(format!("user {user} has a second connection {conn}"));
             }
         }
+        let mut listed: Vec<&str> = self
+            .online
+            .as_str()
+            .split(' ')
+            .filter(|n| !n.is_empty())
+            .collect();
+        let mut names: Vec<&str> = self.users.values().map(|u| &*u.name).collect();
+        listed.sort_unstable();
+        names.sort_unstable();
+        if listed != names {
+            return Err(format!(
+                "the online list {listed:?} is not the users {names:?}"
+            ));
+        }
         if self.user_names.len() != self.users.len() {
             return Err("name index and users differ".into());
         }
@@ -810,9 +828,9 @@ impl Chat {
                 });
             }
             Command::Users => {
-                let names: Vec<Arc<str>> = self.users.values().map(|u| u.name.clone()).collect();
-                let count = names.len();
+                let names = self.online.as_str().into();
                 send(out, conn, Event::Users { names });
+                let count = self.users.len();
                 send(out, conn, Event::Ok(OkReply::Users { count }));
             }
             Command::Rooms => {

@@ -79,6 +79,7 @@ impl Chat {
         };
         let new: Arc<str> = name.into();
         let old = std::mem::replace(&mut u.name, new.clone());
+        self.online.rename(&old, &new);
         let event = Event::Nick {
             old: old.clone(),
             mask: std::mem::replace(&mut u.mask, mask(&new, &u.ident, u.ip)),

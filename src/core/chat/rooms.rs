@@ -300,7 +300,7 @@ impl Chat {
             return;
         };
         self.departed(&u, now);
-        self.user_names.remove(&u.name.to_ascii_lowercase());
+        self.online.remove(&u.name);
         let key = u.name.to_ascii_lowercase();
         self.user_names.remove(&key);
         self.watches.forget(user);
