@@ -2,7 +2,8 @@
 # Runs chat-bench against chatd and the IRC peers in one go and prints the
 # medians of RUNS runs per scenario (docs/performance.md explains each).
 #
-#   benches/compare.sh              # chatd (memory and file db, and over IRC) and ngircd
+#   benches/compare.sh              # chatd (memory and file db; over IRC with no db and a file db) and ngircd
+#   KINDS="chatd-irc inspircd" benches/compare.sh   # some servers only
 #   PEERS="ngircd inspircd" RUNS=5 benches/compare.sh
 #   ONLY="fanout-1x200 pairs-500" benches/compare.sh   # some scenarios only
 #   ONLY="fanout-1x200-w8 fanout-1x200-w512" WINDOWS="8 512" benches/compare.sh
@@ -29,6 +30,8 @@ SCENARIOS=(
   "fanout-fixed-40k|fanout --clients 200 --rooms 1 --senders 10 --messages 1000 --window 32 --size 80 --rate 202"
   "pairs-500|pairs --clients 500 --messages 200"
   "connect-2000|connect --clients 2000 --concurrency 10"
+  "connect-5000-c10|connect --clients 5000 --concurrency 10"
+  "connect-5000|connect --clients 5000 --concurrency 100"
 )
 # The window curve: fanout-1x200 at each of WINDOWS (in flight per sender).
 for w in ${WINDOWS:-8 128 512}; do
@@ -71,7 +74,8 @@ run_one() {
   case $kind in
     chatd-memory) db=":memory:" ;;
     chatd-file) db="$OUT/bench.db"; rm -f "$OUT"/bench.db* ;;
-    chatd-irc) db=":memory:"; dialect=irc; irc=irc ;;
+    chatd-irc) db="off"; dialect=irc; irc=irc ;;
+    chatd-irc-file) db="$OUT/bench.db"; rm -f "$OUT"/bench.db*; dialect=irc; irc=irc ;;
     *) dialect=irc ;;
   esac
   if [ -n "$db" ]; then
@@ -92,7 +96,7 @@ run_one() {
   fi
 }
 
-KINDS="chatd-memory chatd-file chatd-irc $PEERS"
+KINDS=${KINDS:-chatd-memory chatd-file chatd-irc chatd-irc-file $PEERS}
 : >"$OUT/results.jsonl"
 ONLY=${ONLY:-}
 for entry in "${SCENARIOS[@]}"; do
@@ -144,9 +148,9 @@ for r in rows:
         "ok": res.get("ok") and bad == 0,
     }
     table.setdefault((r["scenario_name"], r["server"]), []).append(item)
-print(f"{'scenario':18} {'server':13} {'rate (median)':>14} {'p50 ms':>8} {'p99 ms':>8} {'RSS/conn KiB':>13}  runs ok")
+print(f"{'scenario':18} {'server':15} {'rate (median)':>14} {'p50 ms':>8} {'p99 ms':>8} {'RSS/conn KiB':>13}  runs ok")
 for (name, server), items in table.items():
     good = [i for i in items if i and i["ok"]]
     med = lambda k: statistics.median([i[k] for i in good if i[k] is not None]) if any(i[k] is not None for i in good) else float("nan")
-    print(f"{name:18} {server:13} {med('rate'):14.0f} {med('p50'):8.2f} {med('p99'):8.2f} {med('rss_kib'):13.2f}  {len(good)}/{len(items)}")
+    print(f"{name:18} {server:15} {med('rate'):14.0f} {med('p50'):8.2f} {med('p99'):8.2f} {med('rss_kib'):13.2f}  {len(good)}/{len(items)}")
 EOF
