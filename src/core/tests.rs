@@ -135,6 +135,23 @@ fn a_name_frees_up_when_its_user_drops() {
 }
 
 #[test]
+fn shutdown_forgets_everyone_online() {
+    let mut chat = Chat::new(CoreConfig::default());
+    login(&mut chat, 1, "alice");
+    login(&mut chat, 2, "bob");
+    chat.shutdown(Timestamp(1));
+    chat.check_invariants().unwrap();
+    assert_eq!(chat.user_count(), 0);
+    // The names are free again, and /users lists only who is online now.
+    login(&mut chat, 3, "alice");
+    let out = chat.handle(ConnId(3), Command::Users, Timestamp(2));
+    assert!(
+        matches!(events_for(&out, 3)[0], Event::Users { names } if &**names == "alice"),
+        "{out:?}"
+    );
+}
+
+#[test]
 fn restore_rebuilds_accounts_rooms_history_and_mail() {
     let msg = |id: u64, text: &str| Message {
         id: MsgId(id),

@@ -459,6 +459,7 @@ impl Chat {
         out.extend(conns.into_iter().map(|conn| Action::Close { conn }));
         self.conns.clear();
         self.users.clear();
+        self.online = online::Online::default();
         self.user_names.clear();
         self.invisible_count = 0;
         self.oper_count = 0;
