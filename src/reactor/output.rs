@@ -104,29 +104,27 @@ impl Server {
                     }
                     let session = &c.session;
                     let slot = &mut rendered[session.profile()];
-                    let bytes: &[u8] = match slot {
-                        Rendered::No => {
-                            let start = buf.len();
-                            session.render_shared(&event, buf);
-                            *slot = Rendered::Copied(start..buf.len());
-                            &buf[start..]
-                        }
-                        Rendered::Copied(range) => {
-                            let shared: Arc<[u8]> = buf[range.start..range.end].into();
-                            *slot = Rendered::Shared(shared);
-                            &[]
-                        }
-                        Rendered::Shared(_) => &[],
-                    };
-                    match (&mut c.group, slot) {
-                        (Some(group), Rendered::Shared(shared)) => group.extend_from_slice(shared),
-                        (Some(group), _) => group.extend_from_slice(bytes),
-                        (None, Rendered::Shared(shared)) => {
+                    if let Rendered::Copied(range) = slot {
+                        // A second recipient: from now on the bytes are shared.
+                        *slot = Rendered::Shared(buf[range.clone()].into());
+                    }
+                    match (&*slot, &mut c.group) {
+                        (Rendered::Shared(shared), Some(group)) => group.extend_from_slice(shared),
+                        (Rendered::Shared(shared), None) => {
                             c.queue.push_shared(&mut self.spares, shared.clone())
                         }
-                        (None, _) => c
-                            .queue
-                            .render_with(&mut self.spares, |b| b.extend_from_slice(bytes)),
+                        (_, group) => {
+                            let start = buf.len();
+                            session.render_shared(&event, buf);
+                            let bytes = &buf[start..];
+                            match group {
+                                Some(group) => group.extend_from_slice(bytes),
+                                None => c
+                                    .queue
+                                    .render_with(&mut self.spares, |b| b.extend_from_slice(bytes)),
+                            }
+                            *slot = Rendered::Copied(start..buf.len());
+                        }
                     }
                     queued(&mut self.dirty, &mut self.overflow, key, c, sendq);
                 }
