@@ -24,8 +24,8 @@ fn login(chat: &mut Chat, conn: u64, name: &str) -> Vec<Action> {
     )
 }
 
-/// Every event delivered to `conn`.
-fn events_for(actions: &[Action], conn: u64) -> Vec<&Event> {
+/// Every event delivered to `conn` (shared with the chat modules' tests).
+pub(super) fn events_for(actions: &[Action], conn: u64) -> Vec<&Event> {
     actions
         .iter()
         .filter_map(|a| match a {

@@ -283,6 +283,7 @@ impl Chat {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::tests::events_for;
 
     fn ip() -> IpAddr {
         "192.0.2.7".parse().unwrap()
@@ -318,18 +319,6 @@ mod tests {
 
     fn op(op: MonitorOp) -> Command {
         Command::Monitor { op }
-    }
-
-    /// Every event delivered to `conn`.
-    fn events_for(actions: &[Action], conn: u64) -> Vec<&Event> {
-        actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Send { to, event } if *to == ConnId(conn) => Some(event),
-                Action::Fanout { to, event } if to.contains(&ConnId(conn)) => Some(event),
-                _ => None,
-            })
-            .collect()
     }
 
     fn online(masks: &[&str]) -> Event {
