@@ -13,15 +13,28 @@ fn ip() -> std::net::IpAddr {
 }
 
 fn login(chat: &mut Chat, conn: u64, name: &str) -> Vec<Action> {
-    chat.connect(ConnId(conn), ip(), Timestamp(0));
+    login_at(chat, conn, name, Timestamp(0))
+}
+
+/// Connects `conn` from 192.0.2.7 and logs `name` in as a guest at `now`
+/// (shared with the chat modules' tests).
+pub(super) fn login_at(chat: &mut Chat, conn: u64, name: &str, now: Timestamp) -> Vec<Action> {
+    chat.connect(ConnId(conn), ip(), now);
     chat.handle(
         ConnId(conn),
         Command::Login {
             name: name.into(),
             password: None,
         },
-        Timestamp(0),
+        now,
     )
+}
+
+/// Runs `cmd` for `conn` at `now`, then checks the core's invariants.
+pub(super) fn run_at(chat: &mut Chat, conn: u64, cmd: Command, now: Timestamp) -> Vec<Action> {
+    let out = chat.handle(ConnId(conn), cmd, now);
+    chat.check_invariants().unwrap();
+    out
 }
 
 /// Every event delivered to `conn` (shared with the chat modules' tests).

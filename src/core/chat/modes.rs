@@ -508,6 +508,7 @@ fn with_command(mut e: Error) -> Event {
 mod tests {
     use super::*;
     use crate::core::command::MaskList::{Ban, Except, Invite};
+    use crate::core::tests::{login_at, run_at};
 
     const T0: Timestamp = Timestamp(1_000_000);
 
@@ -519,21 +520,11 @@ mod tests {
     }
 
     fn login(chat: &mut Chat, conn: u64, name: &str) {
-        chat.connect(ConnId(conn), "192.0.2.7".parse().unwrap(), T0);
-        chat.handle(
-            ConnId(conn),
-            Command::Login {
-                name: name.into(),
-                password: None,
-            },
-            T0,
-        );
+        login_at(chat, conn, name, T0);
     }
 
     fn run(chat: &mut Chat, conn: u64, cmd: Command) -> Vec<Action> {
-        let out = chat.handle(ConnId(conn), cmd, T0);
-        chat.check_invariants().unwrap();
-        out
+        run_at(chat, conn, cmd, T0)
     }
 
     fn join(chat: &mut Chat, conn: u64, room: &str, key: Option<&str>) -> Vec<Action> {

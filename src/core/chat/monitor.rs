@@ -283,32 +283,18 @@ impl Chat {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::tests::events_for;
-
-    fn ip() -> IpAddr {
-        "192.0.2.7".parse().unwrap()
-    }
+    use crate::core::tests::{events_for, login_at, run_at};
 
     fn now() -> Timestamp {
         Timestamp(0)
     }
 
     fn login(chat: &mut Chat, conn: u64, name: &str) -> Vec<Action> {
-        chat.connect(ConnId(conn), ip(), now());
-        chat.handle(
-            ConnId(conn),
-            Command::Login {
-                name: name.into(),
-                password: None,
-            },
-            now(),
-        )
+        login_at(chat, conn, name, now())
     }
 
     fn run(chat: &mut Chat, conn: u64, cmd: Command) -> Vec<Action> {
-        let out = chat.handle(ConnId(conn), cmd, now());
-        chat.check_invariants().unwrap();
-        out
+        run_at(chat, conn, cmd, now())
     }
 
     fn add(names: &[&str]) -> Command {

@@ -237,6 +237,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
     use crate::config::CoreConfig;
+    use crate::core::tests::{login_at, run_at};
 
     const T0: Timestamp = Timestamp(1_000_000);
 
@@ -249,18 +250,11 @@ mod tests {
     }
 
     fn login(chat: &mut Chat, conn: u64, name: &str) {
-        chat.connect(ConnId(conn), "192.0.2.7".parse().unwrap(), T0);
-        let cmd = Command::Login {
-            name: name.into(),
-            password: None,
-        };
-        chat.handle(ConnId(conn), cmd, T0);
+        login_at(chat, conn, name, T0);
     }
 
     fn run(chat: &mut Chat, conn: u64, cmd: Command) -> Vec<Action> {
-        let out = chat.handle(ConnId(conn), cmd, T0);
-        chat.check_invariants().unwrap();
-        out
+        run_at(chat, conn, cmd, T0)
     }
 
     fn oper(password: &str) -> Command {
