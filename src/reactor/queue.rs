@@ -21,6 +21,8 @@ const MAX_IOV: usize = 64;
 const MAX_SPARES: usize = 256;
 /// Buffers larger than this go back to the allocator rather than the spares.
 const MAX_SPARE_CAPACITY: usize = 2048;
+/// Chunk lists that grew past this many slots go back to the allocator.
+const MAX_SPARE_CHUNKS: usize = 16;
 /// What a fresh tail buffer starts with: a few chat lines.
 const FIRST_CAPACITY: usize = 512;
 
@@ -69,7 +71,7 @@ impl Spares {
     }
 
     fn give_list(&mut self, list: VecDeque<Chunk>) {
-        if list.capacity() > 0 && list.capacity() <= 16 && self.lists.len() < MAX_SPARES {
+        if (1..=MAX_SPARE_CHUNKS).contains(&list.capacity()) && self.lists.len() < MAX_SPARES {
             debug_assert!(list.is_empty());
             self.lists.push(list);
         }
