@@ -181,6 +181,35 @@ fn a_registered_account_needs_its_password() {
     assert_eq!(commands(&reply), ["447"], "{reply:?}");
 }
 
+/// `PASS` and `USER`'s real name are kept until a login succeeds (then
+/// dropped to keep the session small), so a retry after `433` needs neither
+/// again.
+#[test]
+fn a_nick_in_use_keeps_the_password_and_real_name_for_the_retry() {
+    let (server, irc) = irc_server(|_| {});
+    let mut line = server.connect("fay-line");
+    line.send("/register fay correct-horse");
+    line.expect("OK register fay ");
+
+    let mut c = IrcClient::connect(irc, "fay");
+    c.send("PASS correct-horse");
+    c.send("NICK fay");
+    c.send("USER f 0 * :Fay Real");
+    c.expect(" 433 * fay :Nickname is already in use");
+    line.send("/quit");
+    line.expect("BYE");
+    c.send("NICK fay");
+    c.expect(":chat.local 001 fay ");
+    c.sync();
+    let whois = c.ask("WHOIS fay");
+    assert!(
+        whois
+            .iter()
+            .any(|l| l.contains(" 311 fay fay f 127.0.0.1 * :Fay Real")),
+        "{whois:?}"
+    );
+}
+
 #[test]
 fn server_time_brings_tags_and_history_without_it_neither() {
     let (server, irc) = irc_server(|_| {});

@@ -58,7 +58,7 @@ impl Chat {
                 )));
             }
             if let Some(state) = self.conns.get_mut(&conn) {
-                state.pending = Some(Pending::Login { key });
+                state.check = Some(Check::new(Pending::Login { key }));
             }
             // A missing password is checked too, so it takes as long as a wrong one.
             out.push(Action::Auth {
@@ -98,7 +98,7 @@ impl Chat {
             return Err(Error::new(ErrorCode::NameTaken).about(name));
         }
         if let Some(state) = self.conns.get_mut(&conn) {
-            state.pending = Some(Pending::Register { name: name.into() });
+            state.check = Some(Check::new(Pending::Register { name: name.into() }));
         }
         out.push(Action::Auth {
             conn,

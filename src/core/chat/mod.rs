@@ -69,15 +69,33 @@ struct Conn {
     ip: IpAddr,
     user: Option<UserId>,
     /// A password being hashed or checked for this connection.
-    pending: Option<Pending>,
-    /// Commands that arrived meanwhile (at most [`MAX_QUEUED`]).
-    queued: VecDeque<Command>,
-    /// The peer stopped sending while a password was being checked: close
-    /// (for this reason) once the held commands have run.
-    ended: Option<Arc<str>>,
+    check: Option<Box<Check>>,
     /// What [`Command::Profile`] said: ident, real name, IRC conventions.
     profile: Option<(Arc<str>, Arc<str>)>,
     irc: bool,
+}
+
+/// A password being hashed or checked, and what waits for it. Boxed in
+/// [`Conn`]: few connections ever have one, and every idle connection would
+/// pay for the space.
+#[derive(Debug)]
+struct Check {
+    pending: Pending,
+    /// Commands that arrived meanwhile (at most [`MAX_QUEUED`]).
+    queued: VecDeque<Command>,
+    /// The peer stopped sending meanwhile: close (for this reason) once the
+    /// held commands have run.
+    ended: Option<Arc<str>>,
+}
+
+impl Check {
+    fn new(pending: Pending) -> Box<Self> {
+        Box::new(Check {
+            pending,
+            queued: VecDeque::new(),
+            ended: None,
+        })
+    }
 }
 
 /// The chat: users, rooms and messages, driven by inputs with the current time.
@@ -258,9 +276,7 @@ impl Chat {
             Conn {
                 ip,
                 user: None,
-                pending: None,
-                queued: VecDeque::new(),
-                ended: None,
+                check: None,
                 profile: None,
                 irc: false,
             },
@@ -293,9 +309,9 @@ impl Chat {
         let Some(state) = self.conns.get_mut(&conn) else {
             return;
         };
-        if state.pending.is_some() {
-            if state.queued.len() < MAX_QUEUED {
-                state.queued.push_back(cmd);
+        if let Some(check) = &mut state.check {
+            if check.queued.len() < MAX_QUEUED {
+                check.queued.push_back(cmd);
             } else {
                 let e = Error::new(ErrorCode::RateLimited).text("wait for your login to finish");
                 send(out, conn, e.into());
@@ -333,9 +349,14 @@ impl Chat {
         let Some(state) = self.conns.get_mut(&conn) else {
             return;
         };
-        let Some(pending) = state.pending.take() else {
+        let Some(check) = state.check.take() else {
             return;
         };
+        let Check {
+            pending,
+            queued,
+            ended,
+        } = *check;
         let ip = state.ip;
         let result = match (pending, outcome) {
             (Pending::Register { name }, AuthOutcome::Hashed(hash)) => {
@@ -365,20 +386,11 @@ impl Chat {
             e.command = Some("login");
             send(out, conn, e.into());
         }
-        let queued = self
-            .conns
-            .get_mut(&conn)
-            .map(|c| std::mem::take(&mut c.queued))
-            .unwrap_or_default();
         for cmd in queued {
             self.handle_into(conn, cmd, now, out);
         }
-        let ended = self
-            .conns
-            .get_mut(&conn)
-            .filter(|c| c.pending.is_none())
-            .and_then(|c| c.ended.take());
         if let Some(reason) = ended {
+            // Waits for a check a held command started, if any.
             self.input_ended_into(conn, &reason, now, out);
         }
     }
@@ -404,8 +416,8 @@ impl Chat {
         let Some(state) = self.conns.get_mut(&conn) else {
             return;
         };
-        if state.pending.is_some() {
-            state.ended = Some(reason.into());
+        if let Some(check) = &mut state.check {
+            check.ended = Some(reason.into());
             return;
         }
         self.disconnect_into(conn, reason, now, out);
@@ -497,7 +509,7 @@ impl Chat {
         if self
             .conns
             .get(&conn)
-            .is_some_and(|c| c.user.is_none() && c.pending.is_none())
+            .is_some_and(|c| c.user.is_none() && c.check.is_none())
         {
             self.conns.remove(&conn);
             send(

@@ -97,9 +97,8 @@ pub struct Session {
     cap_negotiating: bool,
     /// The nick asked for (before registration) or held.
     nick: Option<String>,
-    /// `USER`'s user name and real name.
-    user: Option<(String, String)>,
-    pass: Option<Secret>,
+    /// `USER`'s user name.
+    ident: Option<String>,
     /// A login was handed to the core and has not been answered.
     login_sent: bool,
     /// The core accepted the login.
@@ -110,20 +109,55 @@ pub struct Session {
     replay: usize,
     /// `LUSERS` after the welcome is followed by the MOTD.
     motd_due: bool,
+    /// What only some commands need (`None` until one does).
+    rare: Option<Box<Rare>>,
+    /// Batches opened so far (their ids).
+    batches: u64,
+}
+
+/// The part of a session that only some commands need, boxed so that an
+/// idle connection keeps a small session (RSS per connection is a target).
+#[derive(Debug, Default)]
+struct Rare {
+    /// `USER`'s real name, until the login succeeds.
+    realname: Option<String>,
+    /// `PASS`, until the login succeeds.
+    pass: Option<Secret>,
     /// Reason of the last `PART`, for its echo.
     part_reason: Option<String>,
     /// Channel of the last `KICK` or `MODE`, for `441`.
-    kick_room: String,
+    kick_room: Option<String>,
     /// Channel of the last `INVITE`, for `443`.
-    invite_room: String,
+    invite_room: Option<String>,
     /// `LIST` filter (lower-cased channels), if any.
     list_filter: Option<Vec<String>>,
     /// The WHOX fields and token of the last `WHO`, if it asked for them.
     whox: Option<(String, String)>,
     /// The label of the line whose replies are being grouped.
     label: Option<String>,
-    /// Batches opened so far (their ids).
-    batches: u64,
+}
+
+impl Rare {
+    fn is_empty(&self) -> bool {
+        let Rare {
+            realname,
+            pass,
+            part_reason,
+            kick_room,
+            invite_room,
+            list_filter,
+            whox,
+            label,
+        } = self;
+        realname.is_none()
+            && pass.is_none()
+            && part_reason.is_none()
+            && kick_room.is_none()
+            && invite_room.is_none()
+            && list_filter.is_none()
+            && whox.is_none()
+            && label.is_none()
+    }
 }
 
 impl Session {
@@ -135,19 +169,13 @@ impl Session {
             caps: Caps::default(),
             cap_negotiating: false,
             nick: None,
-            user: None,
-            pass: None,
+            ident: None,
             login_sent: false,
             me: None,
             rooms: BTreeSet::new(),
             replay: 0,
             motd_due: false,
-            part_reason: None,
-            kick_room: "*".into(),
-            invite_room: "*".into(),
-            list_filter: None,
-            whox: None,
-            label: None,
+            rare: None,
             batches: 0,
         }
     }
@@ -174,15 +202,37 @@ impl Session {
 
     fn my_mask(&self) -> Arc<str> {
         let nick = self.nick.as_deref().unwrap_or("*");
-        let ident = self.user.as_ref().map_or(nick, |(u, _)| u.as_str());
+        let ident = self.ident.as_deref().unwrap_or(nick);
         user_mask(nick, ident, self.ip)
+    }
+
+    /// The rarely needed part, made when first needed.
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// Takes one field of the rarely needed part, dropping the part once
+    /// nothing is left in it.
+    fn take_rare<T>(&mut self, field: impl FnOnce(&mut Rare) -> Option<T>) -> Option<T> {
+        let rare = self.rare.as_deref_mut()?;
+        let taken = field(rare);
+        if rare.is_empty() {
+            self.rare = None;
+        }
+        taken
+    }
+
+    /// A room remembered for an error reply, or `*`.
+    fn rare_room(&self, field: impl FnOnce(&Rare) -> Option<&String>) -> String {
+        let room = self.rare.as_deref().and_then(field);
+        room.map_or("*", String::as_str).to_string()
     }
 
     /// The replies to a labelled line, captured by the reactor: one line
     /// gets the label, several go in a `labeled-response` batch, none is
     /// acknowledged with `ACK`.
     pub fn finish_group(&mut self, captured: &[u8], out: &mut Vec<u8>) {
-        let Some(label) = self.label.take() else {
+        let Some(label) = self.take_rare(|x| x.label.take()) else {
             out.extend_from_slice(captured);
             return;
         };
@@ -243,7 +293,7 @@ impl Session {
                     .and_then(|l| l.split(' ').next())
                     .and_then(|tags| tags.split(';').find_map(|t| t.strip_prefix("label=")));
                 if let Some(label) = label.filter(|_| self.caps.labeled_response) {
-                    self.label = Some(label.chars().take(64).collect());
+                    self.rare().label = Some(label.chars().take(64).collect());
                     emit(Input::Group(true));
                     self.numeric(emit, "421", &[&c, "Unknown command"]);
                     emit(Input::Group(false));
@@ -261,7 +311,7 @@ impl Session {
         let label = msg.tags().get("label").and_then(|t| t.raw_value());
         match label {
             Some(label) if self.caps.labeled_response && !label.is_empty() => {
-                self.label = Some(label.chars().take(64).collect());
+                self.rare().label = Some(label.chars().take(64).collect());
                 emit(Input::Group(true));
                 self.dispatch(&msg, emit);
                 emit(Input::Group(false));
@@ -292,7 +342,7 @@ impl Session {
                 self.numeric(emit, "462", &["You may not reregister"]);
             }
             "PASS" if p.is_empty() => self.need_more(emit, "PASS"),
-            "PASS" => self.pass = Some(Secret::new(p[0])),
+            "PASS" => self.rare().pass = Some(Secret::new(p[0])),
             "NICK" if p.is_empty() || p[0].is_empty() => {
                 self.numeric(emit, "431", &["No nickname given"]);
             }
@@ -306,7 +356,8 @@ impl Session {
             "USER" => {
                 let ident: String = p[0].chars().take(MAX_NAME).collect();
                 let ident = ident.replace(['!', '@'], "");
-                self.user = Some((ident, p[3].to_string()));
+                self.ident = Some(ident);
+                self.rare().realname = Some(p[3].to_string());
                 self.try_register(emit);
             }
             "PING" if p.is_empty() => self.need_more(emit, "PING"),
@@ -348,7 +399,7 @@ impl Session {
             "INVITE" if p.is_empty() => emit(Input::Command(Command::Invites)),
             "INVITE" if need(2) => self.need_more(emit, "INVITE"),
             "INVITE" => {
-                self.invite_room = p[1].to_string();
+                self.rare().invite_room = Some(p[1].to_string());
                 emit(Input::Command(Command::Invite {
                     name: p[0].into(),
                     room: p[1].into(),
@@ -356,11 +407,14 @@ impl Session {
             }
             "PART" if need(1) => self.need_more(emit, "PART"),
             "PART" => {
-                self.part_reason = p.get(1).filter(|r| !r.is_empty()).map(|r| r.to_string());
+                let reason = p.get(1).filter(|r| !r.is_empty()).map(|r| r.to_string());
+                if reason.is_some() || self.rare.is_some() {
+                    self.rare().part_reason.clone_from(&reason);
+                }
                 for room in p[0].split(',').filter(|r| !r.is_empty()).take(MAX_TARGETS) {
                     emit(Input::Command(Command::Leave {
                         room: room.into(),
-                        reason: self.part_reason.clone(),
+                        reason: reason.clone(),
                     }));
                 }
             }
@@ -380,22 +434,28 @@ impl Session {
                 emit(Input::Command(Command::Names { room: room.into() }));
             }
             "LIST" => {
-                self.list_filter = p.first().filter(|f| f.starts_with('#')).map(|f| {
+                let filter = p.first().filter(|f| f.starts_with('#')).map(|f| {
                     f.split(',')
                         .map(|r| r.to_ascii_lowercase())
                         .take(MAX_TARGETS)
                         .collect()
                 });
+                if filter.is_some() || self.rare.is_some() {
+                    self.rare().list_filter = filter;
+                }
                 self.numeric(emit, "321", &["Channel", "Users  Name"]);
                 emit(Input::Command(Command::Rooms));
             }
             "WHO" => {
                 // WHOX: `WHO mask %fields[,token]`.
-                self.whox = p.get(1).and_then(|f| f.strip_prefix('%')).map(|f| {
+                let whox = p.get(1).and_then(|f| f.strip_prefix('%')).map(|f| {
                     let (fields, token) = f.split_once(',').unwrap_or((f, ""));
                     let token: String = token.chars().take(3).collect();
                     (fields.chars().take(16).collect(), token)
                 });
+                if whox.is_some() || self.rare.is_some() {
+                    self.rare().whox = whox;
+                }
                 emit(Input::Command(Command::Who {
                     mask: p
                         .first()
@@ -426,7 +486,7 @@ impl Session {
                         1 => rooms[0],
                         _ => rooms.get(i).copied().unwrap_or(""),
                     };
-                    self.kick_room = room.to_string();
+                    self.rare().kick_room = Some(room.to_string());
                     emit(Input::Command(Command::Kick {
                         room: room.into(),
                         name: name.into(),
@@ -656,7 +716,9 @@ impl Session {
         if self.login_sent || self.cap_negotiating || self.registered() {
             return;
         }
-        let (Some(nick), Some((ident, realname))) = (&self.nick, &self.user) else {
+        let rare = self.rare.as_deref();
+        let realname = rare.and_then(|x| x.realname.as_ref());
+        let (Some(nick), Some(ident), Some(realname)) = (&self.nick, &self.ident, realname) else {
             return;
         };
         emit(Input::Command(Command::Profile {
@@ -666,7 +728,7 @@ impl Session {
         }));
         emit(Input::Command(Command::Login {
             name: nick.clone(),
-            password: self.pass.clone(),
+            password: rare.and_then(|x| x.pass.clone()),
         }));
         self.login_sent = true;
     }
@@ -737,7 +799,7 @@ impl Session {
                 changes: Vec::new(),
             }));
         };
-        self.kick_room = target.to_string();
+        self.rare().kick_room = Some(target.to_string());
         let mut args = p[2..].iter().map(|a| a.to_string());
         let (mut add, mut changes, mut with_param) = (true, Vec::new(), 0);
         for c in modes.chars() {
@@ -1224,8 +1286,9 @@ impl Session {
                 // An IRC channel exists while someone is in it.
                 let listed = *members > 0
                     && self
-                        .list_filter
+                        .rare
                         .as_ref()
+                        .and_then(|x| x.list_filter.as_ref())
                         .is_none_or(|f| f.contains(&name.to_ascii_lowercase()));
                 if listed {
                     self.write_numeric(out, "322", &[name, &members.to_string(), topic]);
@@ -1315,8 +1378,8 @@ impl Session {
                 }
                 self.write_numeric(out, "318", &[name, "End of /WHOIS list"]);
             }
-            Event::Who { mask, rows } if self.whox.is_some() => {
-                if let Some((fields, token)) = self.whox.take() {
+            Event::Who { mask, rows } if self.rare.as_ref().is_some_and(|x| x.whox.is_some()) => {
+                if let Some((fields, token)) = self.take_rare(|x| x.whox.take()) {
                     self.render_whox(&fields, &token, rows, out);
                 }
                 self.write_numeric(out, "315", &[mask, "End of WHO list"]);
@@ -1481,6 +1544,12 @@ impl Session {
             OkReply::Login { name, id } | OkReply::Register { name, id } => {
                 self.me = Some(*id);
                 self.login_sent = false;
+                // Kept for a retry until now (a nick in use, a wrong password).
+                self.take_rare(|x| {
+                    x.pass = None;
+                    x.realname = None;
+                    None::<()>
+                });
                 self.nick = Some(name.to_string());
                 self.motd_due = true;
                 self.welcome(out);
@@ -1492,13 +1561,13 @@ impl Session {
             OkReply::Leave { room } => {
                 self.rooms.remove(&room.to_ascii_lowercase());
                 let mask = self.my_mask();
-                match &self.part_reason {
+                match self.rare.as_ref().and_then(|x| x.part_reason.as_ref()) {
                     Some(r) => write_message_trailing(out, &[], Some(&mask), "PART", &[room, r]),
                     None => write_message(out, &[], Some(&mask), "PART", &[room]),
                 }
             }
             OkReply::Rooms { .. } => {
-                self.list_filter = None;
+                self.take_rare(|x| x.list_filter.take());
                 self.write_numeric(out, "323", &["End of /LIST"]);
             }
             OkReply::Away { away: true } => {
@@ -1616,7 +1685,7 @@ impl Session {
                 self.write_numeric(out, "404", &[arg, "Cannot send to channel"]);
             }
             ("invite", C::AlreadyInRoom) => {
-                let room = self.invite_room.clone();
+                let room = self.rare_room(|x| x.invite_room.as_ref());
                 self.write_numeric(out, "443", &[arg, &room, "is already on channel"]);
             }
             (_, C::BadModeParam(letter)) => {
@@ -1636,7 +1705,7 @@ impl Session {
                 self.write_numeric(out, "403", &[arg, "No such channel"]);
             }
             ("kick" | "mode", C::NotInRoom) if !room_arg => {
-                let room = self.kick_room.clone();
+                let room = self.rare_room(|x| x.kick_room.as_ref());
                 self.write_numeric(out, "441", &[arg, &room, "They aren't on that channel"]);
             }
             (_, C::NotInRoom) => {
