@@ -43,8 +43,9 @@ pub struct LineBuffer {
     pending: Vec<u8>,
     /// True while skipping the rest of an over-long line (already reported).
     discarding: bool,
-    /// The longest line accepted, not counting `\r\n`.
-    max_line: usize,
+    /// The longest line accepted, not counting `\r\n` (`u32`: one of these
+    /// lives in every connection).
+    max_line: u32,
     /// Lines that are not UTF-8 are decoded with U+FFFD replacements instead
     /// of being rejected (IRC, where old clients send Latin-1).
     lossy: bool,
@@ -56,7 +57,7 @@ impl LineBuffer {
         LineBuffer {
             pending: Vec::new(),
             discarding: false,
-            max_line,
+            max_line: u32::try_from(max_line).unwrap_or(u32::MAX),
             lossy: false,
         }
     }
@@ -80,6 +81,7 @@ impl LineBuffer {
     where
         F: FnMut(Result<&str, FrameError>) -> ControlFlow<()>,
     {
+        let max_line = self.max_line as usize;
         let mut pos = 0;
         while pos < chunk.len() {
             let rest = &chunk[pos..];
@@ -88,7 +90,7 @@ impl LineBuffer {
                 if self.discarding {
                     break;
                 }
-                if self.pending.len() + rest.len() > self.max_line + 1 {
+                if self.pending.len() + rest.len() > max_line + 1 {
                     self.release();
                     self.discarding = true;
                     if on_line(Err(FrameError::LineTooLong)).is_break() {
@@ -106,13 +108,13 @@ impl LineBuffer {
                 continue;
             }
             let flow = if self.pending.is_empty() {
-                emit(part, self.max_line, self.lossy, &mut on_line)
-            } else if self.pending.len() + part.len() > self.max_line + 1 {
+                emit(part, max_line, self.lossy, &mut on_line)
+            } else if self.pending.len() + part.len() > max_line + 1 {
                 self.release();
                 on_line(Err(FrameError::LineTooLong))
             } else {
                 self.pending.extend_from_slice(part);
-                let flow = emit(&self.pending, self.max_line, self.lossy, &mut on_line);
+                let flow = emit(&self.pending, max_line, self.lossy, &mut on_line);
                 self.release();
                 flow
             };

@@ -47,7 +47,7 @@ pub(crate) struct Connection {
     pub(crate) bucket: Option<Bucket>,
     /// Input read but not handled yet because the bucket ran dry (at most
     /// one read's worth); handled before the socket is read again.
-    pub(crate) held: Vec<u8>,
+    pub(crate) held: Option<Box<[u8]>>,
     /// Not read until its resume timer fires.
     pub(crate) lagged: bool,
     /// Why it is being closed, for the log and the stats.
@@ -82,7 +82,7 @@ impl Connection {
             read_paused: false,
             bucket,
             group: None,
-            held: Vec::new(),
+            held: None,
             lagged: false,
             close_reason: "closed",
             echo: false,

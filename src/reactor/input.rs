@@ -42,11 +42,10 @@ impl Server {
         if c.lagged {
             return;
         }
-        if !c.held.is_empty() {
-            let held = std::mem::take(&mut c.held);
-            if !self.take_lines(key, &held) {
-                return;
-            }
+        if let Some(held) = c.held.take()
+            && !self.take_lines(key, &held)
+        {
+            return;
         }
         for _ in 0..READS_PER_TURN {
             let Some(Entry::Conn(c)) = self.slab.get_mut(key) else {
@@ -134,7 +133,7 @@ impl Server {
             ControlFlow::Continue(())
         });
         if let Some(Stop::Lagged) = stop {
-            c.held.extend_from_slice(&bytes[used..]);
+            c.held = Some(bytes[used..].into());
             c.lagged = true;
             let wait = c
                 .bucket
