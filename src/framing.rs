@@ -85,7 +85,7 @@ impl LineBuffer {
         let mut pos = 0;
         while pos < chunk.len() {
             let rest = &chunk[pos..];
-            let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+            let Some(nl) = memchr::memchr(b'\n', rest) else {
                 pos = chunk.len();
                 if self.discarding {
                     break;

@@ -22,8 +22,11 @@ const MAX_IOV: usize = 64;
 const MAX_SPARES: usize = 256;
 /// Buffers larger than this go back to the allocator rather than the spares.
 const MAX_SPARE_CAPACITY: usize = 2048;
-/// Chunk lists that grew past this many slots go back to the allocator.
-const MAX_SPARE_CHUNKS: usize = 16;
+/// Chunk lists that grew past this many slots go back to the allocator
+/// (64 slots of 24 bytes: 1.5 KiB, less than a buffer). A member of a busy room
+/// gets dozens of shared lines per iteration; a list that small would be
+/// regrown from scratch every time.
+const MAX_SPARE_CHUNKS: usize = 64;
 /// What a fresh tail buffer starts with: a few chat lines.
 const FIRST_CAPACITY: usize = 512;
 

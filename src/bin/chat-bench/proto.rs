@@ -248,7 +248,11 @@ fn parse_irc(line: &str) -> Incoming<'_> {
     let mut from = "";
     if let Some(prefixed) = rest.strip_prefix(':') {
         let (prefix, r) = word_or_all(prefixed);
-        from = prefix.split_once('!').map_or(prefix, |(nick, _)| nick);
+        // Byte by byte: a nick is too short for `memchr` to pay off.
+        from = prefix
+            .bytes()
+            .position(|b| b == b'!')
+            .map_or(prefix, |i| &prefix[..i]);
         rest = r;
     }
     let rest = rest.trim_start_matches(' ');
@@ -338,20 +342,39 @@ impl Payload {
     }
 
     /// Parses a payload carrying `tag`; `None` for anything else.
+    /// Every delivery is parsed here, so each number is read in one pass
+    /// over its digits rather than found and then parsed.
     pub(crate) fn parse(text: &str, tag: &str) -> Option<Payload> {
-        let (first, rest) = word(text)?;
-        if first != tag {
+        let rest = text.strip_prefix(tag)?.as_bytes();
+        let (source, rest) = number(rest.strip_prefix(b" ")?)?;
+        let (seq, rest) = number(rest.strip_prefix(b" ")?)?;
+        let (sent_ns, rest) = number(rest.strip_prefix(b" ")?)?;
+        if rest.first().is_some_and(|&b| b != b' ') {
             return None;
         }
-        let (source, rest) = word(rest)?;
-        let (seq, rest) = word(rest)?;
-        let (sent_ns, _padding) = word_or_all(rest);
         Some(Payload {
-            source: source.parse().ok()?,
-            seq: seq.parse().ok()?,
-            sent_ns: sent_ns.parse().ok()?,
+            source: u32::try_from(source).ok()?,
+            seq: u32::try_from(seq).ok()?,
+            sent_ns,
         })
     }
+}
+
+/// The decimal number `s` starts with (at least one digit, no overflow),
+/// and what follows it.
+fn number(s: &[u8]) -> Option<(u64, &[u8])> {
+    let end = s
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(s.len());
+    if end == 0 {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &digit in &s[..end] {
+        n = n.checked_mul(10)?.checked_add(u64::from(digit - b'0'))?;
+    }
+    Some((n, &s[end..]))
 }
 
 #[cfg(test)]
@@ -492,5 +515,19 @@ mod tests {
         assert_eq!(Payload::parse(&s, "r1a2b"), Some(p));
         assert_eq!(Payload::parse("r1a2b 3 x 5", "r1a2b"), None);
         assert_eq!(Payload::parse("r1a2b 3", "r1a2b"), None);
+    }
+
+    #[test]
+    fn payload_rejects_what_is_not_one_of_ours() {
+        let ok = |text: &str| Payload::parse(text, "r1").is_some();
+        assert!(ok("r1 0 0 0"));
+        assert!(ok("r1 4294967295 1 18446744073709551615 pad"));
+        assert!(!ok("r1x 0 0 0"), "a longer tag");
+        assert!(!ok("r1 4294967296 0 0"), "source past u32");
+        assert!(!ok("r1 0 0 18446744073709551616"), "sent_ns past u64");
+        assert!(!ok("r1 0 0 5x"), "junk after a number");
+        assert!(!ok("r1 0  0 0"), "an empty number");
+        assert!(!ok("r1 -1 0 0"), "a sign");
+        assert!(!ok("r1 0 0 "), "no sent_ns");
     }
 }

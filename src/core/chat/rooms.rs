@@ -515,12 +515,15 @@ impl Chat {
     /// The connections of a room's members, but `except`.
     pub(super) fn member_conns(&self, id: RoomId, except: Option<UserId>) -> Vec<ConnId> {
         // Members carry their connection, so a fan-out needs no user lookups.
-        self.rooms[&id]
-            .members
-            .iter()
-            .filter(|(m, _)| Some(**m) != except)
-            .map(|(_, conn)| *conn)
-            .collect()
+        let members = &self.rooms[&id].members;
+        let mut conns = Vec::with_capacity(members.len());
+        conns.extend(
+            members
+                .iter()
+                .filter(|(m, _)| Some(**m) != except)
+                .map(|(_, conn)| *conn),
+        );
+        conns
     }
 
     /// Whether comings and goings in a room of `size` members are announced
