@@ -22,6 +22,25 @@ enum Rendered {
 /// the flush has had its chance to write it out.
 const SENDQ_HARD_FACTOR: usize = 8;
 
+/// Writes with `send`/`sendmsg` rather than `write`/`writev`: the same
+/// bytes, without the file layer (position lock, `vfs_writev`) that a
+/// socket does not need.
+struct Send<'a>(socket2::SockRef<'a>);
+
+impl std::io::Write for Send<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.send(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.0.send_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 impl Server {
     /// Puts the core's actions onto write queues. Connections that go over
     /// their sendq are dropped afterwards, which may cause more actions.
@@ -192,7 +211,8 @@ impl Server {
                 self.held.push(key);
             }
             let before = c.queue.len();
-            let written = c.queue.write_up_to(&mut c.socket, limit, &mut self.spares);
+            let mut socket = Send(socket2::SockRef::from(&c.socket));
+            let written = c.queue.write_up_to(&mut socket, limit, &mut self.spares);
             self.stats.bytes_out += (before - c.queue.len()) as u64;
             match written {
                 Ok(Flushed::All) if c.closing => {
