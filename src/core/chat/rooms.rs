@@ -410,29 +410,31 @@ impl Chat {
             return Err(Error::new(ErrorCode::BadName).about(to));
         }
         let key = to.to_ascii_lowercase();
-        let online = self.user_names.get(&key).and_then(|id| self.users.get(id));
-        let (target_id, target_name, target_conn) = match (online, self.accounts.get(&key)) {
-            (Some(target), _) => (
-                self.user_names[&key],
+        // One lookup per map: this runs for every direct message.
+        let online = self
+            .user_names
+            .get(&key)
+            .and_then(|&id| Some((id, self.users.get(&id)?)));
+        let (target_id, target_name, target_conn, away) = match online {
+            Some((id, target)) => (
+                id,
                 target.name.clone(),
                 Some(target.conn),
+                target.away.clone(),
             ),
-            (None, Some(_)) if notice => {
-                return Err(Error::new(ErrorCode::NoSuchUser).about(to));
-            }
-            (None, Some(account)) if account.inbox.len() >= self.config.inbox_limit => {
-                return Err(Error::new(ErrorCode::MailboxFull).about(account.name.clone()));
-            }
-            (None, Some(account)) => (account.id, account.name.clone(), None),
-            (None, None) => return Err(Error::new(ErrorCode::NoSuchUser).about(to)),
+            None => match self.accounts.get(&key) {
+                Some(_) if notice => return Err(Error::new(ErrorCode::NoSuchUser).about(to)),
+                Some(account) if account.inbox.len() >= self.config.inbox_limit => {
+                    return Err(Error::new(ErrorCode::MailboxFull).about(account.name.clone()));
+                }
+                Some(account) => (account.id, account.name.clone(), None, None),
+                None => return Err(Error::new(ErrorCode::NoSuchUser).about(to)),
+            },
         };
         let sender = &self.users[&user];
         let (from, mask, sender_conn) = (sender.name.clone(), sender.mask.clone(), sender.conn);
         let extra = bot_extra(extra, sender.bot);
         let (id, text): (MsgId, Arc<str>) = (self.next_msg_id(), text.into());
-        let away = target_conn
-            .and(self.users.get(&target_id))
-            .and_then(|t| t.away.clone());
         if let (Some(away), false) = (away, notice) {
             send(
                 out,
