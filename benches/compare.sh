@@ -99,12 +99,14 @@ run_one() {
 KINDS=${KINDS:-chatd-memory chatd-file chatd-irc chatd-irc-file $PEERS}
 : >"$OUT/results.jsonl"
 ONLY=${ONLY:-}
+# Runs are interleaved (run 1 of every server, then run 2, ...), so a slow
+# spell of this shared machine hits all servers alike instead of one.
 for entry in "${SCENARIOS[@]}"; do
   name=${entry%%|*}
   args=${entry#*|}
   if [ -n "$ONLY" ] && [[ " $ONLY " != *" $name "* ]]; then continue; fi
-  for kind in $KINDS; do
-    for run in $(seq "$RUNS"); do
+  for run in $(seq "$RUNS"); do
+    for kind in $KINDS; do
       line=$(run_one "$kind" "$args")
       printf '{"scenario_name":"%s","server":"%s","run":%s,"result":%s}\n' \
         "$name" "$kind" "$run" "${line:-null}" >>"$OUT/results.jsonl"
