@@ -133,6 +133,8 @@ impl Server {
             ControlFlow::Continue(())
         });
         if let Some(Stop::Lagged) = stop {
+            // Both callers take what was held before handing in more bytes.
+            debug_assert!(c.held.is_none());
             c.held = Some(bytes[used..].into());
             c.lagged = true;
             let wait = c

@@ -222,6 +222,16 @@ impl Session {
         taken
     }
 
+    /// Sets one field of the rarely needed part: `None` makes no box, and
+    /// drops one that is left empty.
+    fn set_rare<T>(&mut self, value: Option<T>, field: impl FnOnce(&mut Rare) -> &mut Option<T>) {
+        if value.is_some() {
+            *field(self.rare()) = value;
+        } else {
+            self.take_rare(|x| field(x).take());
+        }
+    }
+
     /// A room remembered for an error reply, or `*`.
     fn rare_room(&self, field: impl FnOnce(&Rare) -> Option<&String>) -> String {
         let room = self.rare.as_deref().and_then(field);
@@ -408,9 +418,7 @@ impl Session {
             "PART" if need(1) => self.need_more(emit, "PART"),
             "PART" => {
                 let reason = p.get(1).filter(|r| !r.is_empty()).map(|r| r.to_string());
-                if reason.is_some() || self.rare.is_some() {
-                    self.rare().part_reason.clone_from(&reason);
-                }
+                self.set_rare(reason.clone(), |x| &mut x.part_reason);
                 for room in p[0].split(',').filter(|r| !r.is_empty()).take(MAX_TARGETS) {
                     emit(Input::Command(Command::Leave {
                         room: room.into(),
@@ -440,9 +448,7 @@ impl Session {
                         .take(MAX_TARGETS)
                         .collect()
                 });
-                if filter.is_some() || self.rare.is_some() {
-                    self.rare().list_filter = filter;
-                }
+                self.set_rare(filter, |x| &mut x.list_filter);
                 self.numeric(emit, "321", &["Channel", "Users  Name"]);
                 emit(Input::Command(Command::Rooms));
             }
@@ -453,9 +459,7 @@ impl Session {
                     let token: String = token.chars().take(3).collect();
                     (fields.chars().take(16).collect(), token)
                 });
-                if whox.is_some() || self.rare.is_some() {
-                    self.rare().whox = whox;
-                }
+                self.set_rare(whox, |x| &mut x.whox);
                 emit(Input::Command(Command::Who {
                     mask: p
                         .first()
@@ -1545,11 +1549,8 @@ impl Session {
                 self.me = Some(*id);
                 self.login_sent = false;
                 // Kept for a retry until now (a nick in use, a wrong password).
-                self.take_rare(|x| {
-                    x.pass = None;
-                    x.realname = None;
-                    None::<()>
-                });
+                self.set_rare(None, |x| &mut x.pass);
+                self.set_rare(None, |x| &mut x.realname);
                 self.nick = Some(name.to_string());
                 self.motd_due = true;
                 self.welcome(out);
