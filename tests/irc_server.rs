@@ -150,12 +150,19 @@ fn registration_edge_cases_get_their_numerics() {
     assert_eq!(reply, [":chat.local 417 dave :Input line was too long"]);
 }
 
+/// Registers `name` with the password `correct-horse` over the line
+/// protocol; the returned client is logged in as `name`.
+fn line_account(server: &TestServer, name: &str) -> common::Client {
+    let mut line = server.connect(&format!("{name}-line"));
+    line.send(&format!("/register {name} correct-horse"));
+    line.expect(format!("OK register {name} ").as_str());
+    line
+}
+
 #[test]
 fn a_registered_account_needs_its_password() {
     let (server, irc) = irc_server(|_| {});
-    let mut line = server.connect("erin-line");
-    line.send("/register erin correct-horse");
-    line.expect("OK register erin ");
+    let mut line = line_account(&server, "erin");
     line.send("/quit");
     line.expect("BYE");
 
@@ -187,9 +194,7 @@ fn a_registered_account_needs_its_password() {
 #[test]
 fn a_nick_in_use_keeps_the_password_and_real_name_for_the_retry() {
     let (server, irc) = irc_server(|_| {});
-    let mut line = server.connect("fay-line");
-    line.send("/register fay correct-horse");
-    line.expect("OK register fay ");
+    let mut line = line_account(&server, "fay");
 
     let mut c = IrcClient::connect(irc, "fay");
     c.send("PASS correct-horse");
